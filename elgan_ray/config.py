@@ -1,0 +1,343 @@
+"""Every training hyperparameter, declared once with its default; presets and flat dotted keys.
+
+`TrainConfig` holds what a study may vary (it is what Tune samples and what a checkpoint records);
+`RunSettings` holds the infrastructure of one run (paths, device), which never changes the result.
+Configs become flat dicts (`{"loss.gen": "emb", ...}`) only at the Ray and command-line boundary;
+`from_flat` refuses unknown keys and wrong types, so a typo in a sweep fails before any compute.
+This module imports no torch, so the evaluator and the sweep driver start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from elgan_ray.errors import UserError
+
+LOSS_CHOICES = ("ce", "emb")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    height: int = 128  # training size: frames and label maps are resized to this
+    width: int = 256
+    sigma: float = 1.0  # Gaussian width of the rendered label lines, in training pixels (paper: 1)
+    train_limit: int = 0  # use only the first N training frames (0 = all): for smoke runs
+    val_limit: int = 0  # evaluate on the first N validation frames (0 = all)
+
+    def __post_init__(self) -> None:
+        _require(self.height > 0 and self.width > 0, "height and width must be positive", "data.height")
+        _require(self.sigma > 0, "sigma must be positive", "data.sigma")
+        _require(self.train_limit >= 0 and self.val_limit >= 0, "limits must be >= 0", "data.val_limit")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Tiramisu FC-DenseNet layer plan (Jegou et al.); the paper's is 7 levels, 64 3x3 convs."""
+
+    first_conv: int = 48  # channels of the first 3x3 conv
+    growth: int = 16  # channels each dense layer adds
+    down_layers: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)  # dense layers per level; up path mirrors it
+    bottleneck_layers: int = 7
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        _require(len(self.down_layers) >= 1, "down_layers needs at least one level", "generator.down_layers")
+        _require(min(self.down_layers) >= 1, "every level needs a dense layer", "generator.down_layers")
+        _require(self.first_conv > 0 and self.growth > 0, "widths must be positive", "generator.growth")
+        _require(0 <= self.dropout < 1, "dropout must be in [0, 1)", "generator.dropout")
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """DenseNet discriminator: two heads (image; label or prediction) for the first `head_blocks`
+    dense blocks, concatenated, then shared blocks and a fully-convolutional patch-GAN classifier."""
+
+    first_conv: int = 32  # channels of each head's first 3x3 conv
+    growth: int = 12
+    block_layers: tuple[int, ...] = (2, 2, 4, 4, 4, 6, 8)  # dense layers per block, heads included
+    head_blocks: int = 2
+    compression: float = 0.5  # transition layers keep this fraction of channels
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        key = "discriminator.block_layers"
+        _require(len(self.block_layers) > self.head_blocks >= 1, "need more blocks than head blocks", key)
+        _require(min(self.block_layers) >= 1, "every block needs a dense layer", key)
+        _require(0 < self.compression <= 1, "compression must be in (0, 1]", "discriminator.compression")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    gen: str = "emb"  # generator adversarial term: "ce" (eq. 1 with BCE) or "emb" (eq. 3, 4)
+    disc: str = "ce"  # discriminator loss: "ce" (eq. 2) or "emb" (eq. 5)
+    lambda_: float = 1.0  # weight of the adversarial term (flat key "loss.lambda"); paper: 1
+    emb_block: int = 7  # dense block of D whose output is the embedding (paper: 3, 5, 7)
+
+    def __post_init__(self) -> None:
+        _require(self.gen in LOSS_CHOICES, f"must be one of {', '.join(LOSS_CHOICES)}", "loss.gen")
+        _require(self.disc in LOSS_CHOICES, f"must be one of {', '.join(LOSS_CHOICES)}", "loss.disc")
+        _require(self.lambda_ >= 0 and math.isfinite(self.lambda_), "must be finite and >= 0", "loss.lambda")
+        _require(self.emb_block >= 1, "must be >= 1", "loss.emb_block")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The paper's schedule: pre-train G (the baseline), pre-train D, then alternate G and D."""
+
+    pretrain_g_steps: int = 10_000  # budget; stops earlier at a validation plateau
+    pretrain_g_patience: int = 0  # evaluations without improvement that end pre-training (0 = off)
+    pretrain_d_steps: int = 10_000
+    gan_steps: int = 20_000  # G and D steps of the alternating phase, counted together
+    g_steps_per_round: int = 300
+    d_steps_per_round: int = 200
+    eval_every: int = 1_000  # steps between validation evaluations (and checkpoints)
+
+    def __post_init__(self) -> None:
+        for name in ("pretrain_g_steps", "pretrain_d_steps", "gan_steps", "pretrain_g_patience"):
+            _require(getattr(self, name) >= 0, "must be >= 0", f"schedule.{name}")
+        for name in ("g_steps_per_round", "d_steps_per_round", "eval_every"):
+            _require(getattr(self, name) >= 1, "must be >= 1", f"schedule.{name}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    batch_size: int = 8  # global batch; split across workers under DDP
+    lr_g: float = 1e-3  # Adam, generator
+    lr_d: float = 1e-3  # SGD, discriminator (the paper found SGD more stable for D)
+    momentum_d: float = 0.9
+    weight_decay: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "must be >= 1", "optim.batch_size")
+        for name in ("lr_g", "lr_d", "momentum_d", "weight_decay"):
+            _require(getattr(self, name) >= 0, "must be >= 0", f"optim.{name}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    threshold: float = 0.5  # probability above which a pixel is lane marking
+    min_area: int = 0  # smallest connected component kept, in training pixels (0 = post-processing default)
+
+    def __post_init__(self) -> None:
+        _require(0 < self.threshold < 1, "must be in (0, 1)", "eval.threshold")
+        _require(self.min_area >= 0, "must be >= 0", "eval.min_area")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        n_blocks = len(self.discriminator.block_layers)
+        _require(
+            self.loss.emb_block <= n_blocks,
+            f"the discriminator has {n_blocks} blocks",
+            "loss.emb_block",
+        )
+
+    def to_flat(self) -> dict[str, Any]:
+        """Flat dotted keys with JSON-friendly values (tuples become lists)."""
+        return _flatten(self)
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
+        """Apply flat dotted keys over `base` (default: the dataclass defaults); refuse unknown keys and bad types."""
+        return _replace_flat(base or cls(), flat, source)
+
+    def with_flat(self, flat: dict[str, Any], source: str = "config") -> TrainConfig:
+        """A copy with some flat keys replaced, validated like from_flat."""
+        return _replace_flat(self, flat, source)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Infrastructure of one run: where data and outputs live and where it computes. Not hyperparameters."""
+
+    out_dir: str  # evals.jsonl, checkpoints, preview arrays
+    data_dir: str | None = None  # None = the embedded synthetic dataset
+    tb_dir: str | None = None  # TensorBoard run folder (None = out_dir)
+    device: str = "cpu"
+    num_workers: int = 0  # DataLoader worker processes
+    run_name: str = ""  # shown in TensorBoard and logs
+
+
+# Smoke: seconds, for tests. cpu: the local default, trains to meaningful results in minutes on 2 cores.
+# paper: the published set-up at full resolution; for GPUs.
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "data.height": 64,
+        "data.width": 128,
+        "data.train_limit": 32,
+        "data.val_limit": 8,
+        "generator.first_conv": 8,
+        "generator.growth": 4,
+        "generator.down_layers": [1, 1],
+        "generator.bottleneck_layers": 1,
+        "generator.dropout": 0.0,
+        "discriminator.first_conv": 8,
+        "discriminator.growth": 4,
+        "discriminator.block_layers": [1, 1, 1, 1, 1, 1, 1],
+        "schedule.pretrain_g_steps": 12,
+        "schedule.pretrain_d_steps": 4,
+        "schedule.gan_steps": 12,
+        "schedule.g_steps_per_round": 3,
+        "schedule.d_steps_per_round": 2,
+        "schedule.eval_every": 6,
+        "optim.batch_size": 4,
+    },
+    "cpu": {
+        "data.height": 128,
+        "data.width": 256,
+        "generator.first_conv": 16,
+        "generator.growth": 8,
+        "generator.down_layers": [2, 3, 4],
+        "generator.bottleneck_layers": 4,
+        "generator.dropout": 0.0,
+        "discriminator.first_conv": 16,
+        "discriminator.growth": 8,
+        "discriminator.block_layers": [1, 1, 2, 2, 2, 2, 2],
+        "schedule.pretrain_g_steps": 600,
+        "schedule.pretrain_d_steps": 100,
+        "schedule.gan_steps": 400,
+        "schedule.g_steps_per_round": 30,
+        "schedule.d_steps_per_round": 20,
+        "schedule.eval_every": 100,
+        "optim.batch_size": 8,
+    },
+    "paper": {
+        "data.height": 720,
+        "data.width": 1280,
+        "schedule.pretrain_g_steps": 100_000,
+        "schedule.pretrain_g_patience": 5,
+        "schedule.pretrain_d_steps": 10_000,
+        "schedule.gan_steps": 50_000,
+        "schedule.g_steps_per_round": 300,
+        "schedule.d_steps_per_round": 200,
+        "schedule.eval_every": 10_000,
+    },
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """The named preset as a TrainConfig."""
+    if name not in PRESETS:
+        raise UserError("--preset", f"unknown preset '{name}' (choose from {', '.join(PRESETS)})")
+    return TrainConfig.from_flat(PRESETS[name], source=f"preset {name}")
+
+
+def parse_overrides(pairs: list[str], source: str = "command line") -> dict[str, Any]:
+    """['optim.lr_g=1e-4', 'loss.gen=ce'] -> flat dict; values are parsed as YAML scalars or lists."""
+    flat: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UserError(source, f"'{pair}' is not of the form key=value")
+        try:
+            flat[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            raise UserError(source, f"cannot parse the value '{text}'", key=key) from None
+    return flat
+
+
+def flat_keys() -> list[str]:
+    """Every flat key a TrainConfig accepts."""
+    return list(TrainConfig().to_flat())
+
+
+# --- flat <-> nested conversion -------------------------------------------------------------------
+
+
+def _require(condition: bool, rule: str, key: str) -> None:
+    if not condition:
+        raise _ConfigRuleError(rule, key)
+
+
+class _ConfigRuleError(ValueError):
+    """A value that breaks a rule; from_flat turns it into a UserError naming the source."""
+
+    def __init__(self, rule: str, key: str):
+        super().__init__(rule)
+        self.rule = rule
+        self.key = key
+
+
+def _flat_name(f: dataclasses.Field) -> str:
+    # `lambda` is a Python keyword, so its field is `lambda_`; the flat key drops the underscore.
+    return f.name.rstrip("_")
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = prefix + _flat_name(f)
+        if dataclasses.is_dataclass(value):
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def _replace_flat(base: TrainConfig, flat: dict[str, Any], source: str) -> TrainConfig:
+    grouped: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    sections = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in flat.items():
+        section, dot, name = str(key).partition(".")
+        if not dot:
+            if section not in sections or dataclasses.is_dataclass(getattr(base, section)):
+                raise UserError(source, "unknown key", key=key)
+            top[section] = _coerce(typing.get_type_hints(TrainConfig)[section], value, source, key)
+            continue
+        if section not in sections or not dataclasses.is_dataclass(getattr(base, section)):
+            raise UserError(source, "unknown key", key=key)
+        section_obj = getattr(base, section)
+        by_flat = {_flat_name(f): f for f in dataclasses.fields(section_obj)}
+        if name not in by_flat:
+            raise UserError(source, f"unknown key (known: {', '.join(sorted(by_flat))})", key=key)
+        f = by_flat[name]
+        hint = typing.get_type_hints(type(section_obj))[f.name]
+        grouped.setdefault(section, {})[f.name] = _coerce(hint, value, source, key)
+    try:
+        changes: dict[str, Any] = dict(top)
+        for section, values in grouped.items():
+            changes[section] = dataclasses.replace(getattr(base, section), **values)
+        return dataclasses.replace(base, **changes)
+    except _ConfigRuleError as error:
+        raise UserError(source, error.rule, key=error.key) from None
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    """Check one value against its declared type; ints are accepted where floats are declared."""
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif typing.get_origin(hint) is tuple:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        value = tuple(value) if ok else value
+    else:  # pragma: no cover - every declared field has one of the types above
+        raise TypeError(f"unsupported config type {hint}")
+    if not ok:
+        names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+        expected = names.get(hint, "a list of integers")
+        raise UserError(source, f"expected {expected}, got {value!r}", key=key)
+    return value
