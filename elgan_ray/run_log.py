@@ -1,0 +1,118 @@
+"""What one run writes: evals.jsonl (the record every report is built from), TensorBoard, previews, status.
+
+Only rank 0 of a run writes. evals.jsonl is append-only during a run; on resume, rows after the
+checkpoint's step are dropped first, so a run that was interrupted and resumed leaves exactly the rows
+of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tensorboardX import SummaryWriter
+from tensorboardX.summary import hparams as hparams_summary
+
+from elgan_ray.files import atomic_write_bytes, atomic_write_text
+
+EVALS_NAME = "evals.jsonl"
+STATUS_NAME = "status.json"
+PREVIEW_NAME = "preview.npz"
+MAIN_POST = "basic++"  # the post-processing whose accuracy is a run's headline metric
+
+
+def read_evals(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's evals.jsonl; a torn last line (a crash mid-append) is ignored."""
+    path = Path(out_dir) / EVALS_NAME
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def read_status(out_dir: str | Path) -> dict[str, Any]:
+    path = Path(out_dir) / STATUS_NAME
+    return json.loads(path.read_text()) if path.exists() else {"status": "running"}
+
+
+def write_status(out_dir: str | Path, status: dict[str, Any]) -> None:
+    atomic_write_text(Path(out_dir) / STATUS_NAME, json.dumps(status, indent=1, sort_keys=True) + "\n")
+
+
+class RunLog:
+    """Writer of one run's record. `resume_step` > 0 drops rows (and TensorBoard events) after that step."""
+
+    def __init__(self, out_dir: str | Path, tb_dir: str | Path | None, resume_step: int = 0):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        kept = [row for row in read_evals(self.out_dir) if row["step"] <= resume_step]
+        atomic_write_text(self.out_dir / EVALS_NAME, "".join(json.dumps(row) + "\n" for row in kept))
+        # purge_step hides TensorBoard events that an interrupted run wrote after its last checkpoint.
+        self.writer = SummaryWriter(str(tb_dir or self.out_dir), purge_step=resume_step or None)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def evaluation(self, step: int, phase: str, validation: Any, losses: dict[str, float]) -> list[dict]:
+        """Append one row per post-processing, and log scalars, images and the preview arrays."""
+        rows = []
+        for post, scores in validation.scores.items():
+            row = {"step": step, "phase": phase, "post": post, **scores}
+            row |= {"line_width": validation.line_width, "label_width": validation.label_width, **losses}
+            rows.append({k: _json_number(v) for k, v in row.items()})
+            suffix = "" if post == MAIN_POST else f"_{post}"
+            self.scalars(step, {f"val/{name}{suffix}": value for name, value in scores.items()})
+        self.scalars(step, {"val/line_width": validation.line_width, "val/label_width": validation.label_width})
+        with open(self.out_dir / EVALS_NAME, "a") as handle:
+            handle.write("".join(json.dumps(row) + "\n" for row in rows))
+            handle.flush()
+        self._images(step, validation)
+        return rows
+
+    def _images(self, step: int, validation: Any) -> None:
+        # One row per frame: frame | label | raw prediction, as HWC images TensorBoard shows side by side.
+        label = np.repeat(validation.preview_label[..., None], 3, axis=-1) * 255
+        prob = np.repeat(validation.preview_prob[..., None], 3, axis=-1) * 255
+        panels = np.concatenate([validation.preview_image, label.astype(np.uint8), prob.astype(np.uint8)], axis=2)
+        self.writer.add_images("val/frame_label_prediction", panels, step, dataformats="NHWC")
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, image=validation.preview_image, label=validation.preview_label, prob=validation.preview_prob
+        )
+        atomic_write_bytes(self.out_dir / PREVIEW_NAME, buffer.getvalue())
+
+    def finish(self, status: dict[str, Any], hparams: dict[str, Any], final: dict[str, float]) -> None:
+        """status.json, and the HParams summary that lets TensorBoard compare runs by configuration."""
+        write_status(self.out_dir, status)
+        metric_tags = {f"val/{name}": value for name, value in final.items() if _is_finite(value)}
+        exp, ssi, sei = hparams_summary({k: _hparam_value(v) for k, v in hparams.items()}, metric_tags)
+        for summary in (exp, ssi, sei):
+            self.writer.file_writer.add_summary(summary)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _json_number(value: Any) -> Any:
+    # JSON has no NaN; a diverged run's metrics are written as null.
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _hparam_value(value: Any) -> Any:
+    # The HParams plugin takes numbers, strings and booleans; layer plans become strings.
+    return value if isinstance(value, (bool, int, float, str)) else str(value)

@@ -1,0 +1,107 @@
+"""A study's folder: run names, each run's identity file, study.json, and the gathered evals.csv.
+
+<results>/<study>/
+  study.json          what ran, with which command and preset, when
+  runs/<name>/        one folder per GAN trial: run.json, evals.jsonl, status.json, checkpoint.pt, preview.npz
+  runs/baseline,seed=N/  a copy of the shared pre-training's preview (the baseline)
+  tb/<name>/          one TensorBoard run per trial, and one per baseline pre-training
+  evals.csv           every evaluation of every run, gathered from the runs' own evals.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from elgan_ray.files import atomic_write_text
+from elgan_ray.pretrain import PRETRAIN_DIR
+from elgan_ray.run_log import EVALS_NAME, PREVIEW_NAME, read_evals, read_status
+
+RUN_FILE = "run.json"
+STUDY_FILE = "study.json"
+# Short names for the keys the paper's tables are about; any other varying key keeps its last part.
+SHORT_NAMES = {"loss.gen": "g", "loss.disc": "d", "loss.lambda": "lambda", "loss.emb_block": "emb", "seed": "seed"}
+NAMED_COLUMNS = {
+    "loss.gen": "gen_loss",
+    "loss.disc": "disc_loss",
+    "loss.lambda": "lambda",
+    "loss.emb_block": "emb_block",
+}
+
+
+def run_name(flat: dict[str, Any], varying: tuple[str, ...]) -> str:
+    """A trial's name from what differs between trials, e.g. 'g=emb,d=ce,seed=3'."""
+    parts = []
+    for key in varying:
+        value = flat[key]
+        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        parts.append(f"{SHORT_NAMES.get(key, key.rsplit('.', 1)[-1])}={text}")
+    return ",".join(parts)
+
+
+def baseline_name(seed: int) -> str:
+    return f"baseline,seed={seed}"
+
+
+def write_run_file(out_dir: Path, record: dict[str, Any]) -> None:
+    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def write_study_record(study_dir: Path, record: dict[str, Any], keep_started: bool) -> None:
+    """study.json; on --resume the first start time (and so the index row) is kept."""
+    path = study_dir / STUDY_FILE
+    if keep_started and path.exists():
+        record = record | {"started": json.loads(path.read_text())["started"]}
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+
+def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) -> pd.DataFrame:
+    """One row per (run, evaluation, post-processing) -> <study>/evals.csv; baselines' TensorBoard runs copied in."""
+    rows: list[dict[str, Any]] = []
+    pretrains: dict[str, int] = {}
+    for run_file in sorted((study_dir / "runs").glob(f"*/{RUN_FILE}")):
+        run = json.loads(run_file.read_text())
+        rows += _run_rows(run_file.parent, run, "gan", run["trial_id"], run["trial_name"], varying)
+        if run.get("pretrain_id"):
+            pretrains[run["pretrain_id"]] = run["config"]["seed"]
+    seeds = list(pretrains.values())
+    for pid, seed in sorted(pretrains.items()):
+        pretrain_dir = results_root / PRETRAIN_DIR / pid
+        name = baseline_name(seed) if seeds.count(seed) == 1 else f"baseline,{pid}"
+        run = {"config": {"seed": seed}}
+        rows += _run_rows(pretrain_dir, run, "pretrain", f"pretrain_{pid}", name, varying)
+        _copy_baseline(pretrain_dir, study_dir, name)
+    columns = ["trial_id", "kind", "trial_name", "seed", "gen_loss", "disc_loss", "lambda", "emb_block"]
+    columns += ["phase", "step", "post", "accuracy", "fp", "fn", "f1", "status"]
+    frame = pd.DataFrame(rows)
+    frame = frame.reindex(columns=columns + [c for c in frame.columns if c not in columns])
+    atomic_write_text(study_dir / "evals.csv", frame.to_csv(index=False))
+    return frame
+
+
+def _run_rows(
+    run_dir: Path, run: dict[str, Any], kind: str, trial_id: str, name: str, varying: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    config = run["config"]
+    identity = {"trial_id": trial_id, "kind": kind, "trial_name": name, "seed": config["seed"]}
+    if kind == "gan":
+        identity |= {column: config[key] for key, column in NAMED_COLUMNS.items()}
+        identity |= {f"cfg.{key}": config[key] for key in varying if key not in NAMED_COLUMNS and key != "seed"}
+    status = read_status(run_dir)["status"]
+    return [identity | row | {"status": status} for row in read_evals(run_dir)]
+
+
+def _copy_baseline(pretrain_dir: Path, study_dir: Path, name: str) -> None:
+    """The study's own copy of a shared pre-training's TensorBoard run and preview, so the study folder is complete."""
+    tb_dir, run_dir = study_dir / "tb" / name, study_dir / "runs" / name
+    tb_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for event_file in pretrain_dir.glob("events.out.tfevents.*"):
+        shutil.copy2(event_file, tb_dir / event_file.name)
+    for name_ in (PREVIEW_NAME, EVALS_NAME):
+        if (pretrain_dir / name_).exists():
+            shutil.copy2(pretrain_dir / name_, run_dir / name_)

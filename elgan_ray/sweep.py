@@ -1,0 +1,148 @@
+"""python -m elgan_ray.sweep STUDY: run one study of search_spaces/ on Ray Tune, then write its report.
+
+A study runs in two stages. First the shared generator pre-trainings (one per seed and pre-training
+config; cached across studies in <results>/_pretrain/), then the GAN trials, each starting from its
+seed's pre-trained generator. A trial with one worker runs the loop inside the Tune trial; with
+several it launches Ray Train workers (DDP). Every trial writes its own evals.jsonl; at the end they
+are gathered into <results>/<study>/evals.csv, never from Tune's result files (see specs/ray-notes.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from elgan_ray.config import PRESETS, TrainConfig, preset
+from elgan_ray.errors import UserError, run_cli
+from elgan_ray.search_space import SweepSpec, grid_points, is_search, load_spec
+from elgan_ray.study_files import gather_evals, write_study_record
+
+SEED_KEY = "seed"
+REPEAT_INDEX = "__trial_index__"  # Repeater's repeat number: our seed in a search study
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every trial of a sweep needs besides its own config; passed to trials with tune.with_parameters."""
+
+    study: str
+    results_root: str  # absolute; on a cluster, storage every node sees
+    base_flat: dict[str, Any]  # the preset with the study's fixed keys applied
+    varying: tuple[str, ...]  # config keys that differ between trials: they name trials and TensorBoard runs
+    data_dir: str | None
+    workers_per_trial: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.results_root) / self.study
+
+    def trial_config(self, config: dict[str, Any]) -> TrainConfig:
+        flat = {k: v for k, v in config.items() if k != REPEAT_INDEX}
+        if REPEAT_INDEX in config:
+            flat[SEED_KEY] = int(config[REPEAT_INDEX])
+        base = TrainConfig.from_flat(self.base_flat, source=self.study)
+        return base.with_flat(flat, source=f"trial of {self.study}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m elgan_ray.sweep",
+        description="Run a study (a YAML of search_spaces/, by name or path) as Ray Tune trials: shared "
+        "generator pre-trainings first, then the GAN trials. Writes <results>/<study>/evals.csv, one "
+        "TensorBoard run per trial in <results>/<study>/tb/, and the report (tables and figures).",
+        epilog="Studies: stability, lambda, embedding, losses, baseline, optuna. "
+        "Compare runs with: tensorboard --logdir results/<study>/tb",
+    )
+    parser.add_argument("study", help="study name (search_spaces/<name>.yaml) or a YAML path")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model and schedule scale")
+    parser.add_argument("--data", help="TuSimple-layout folder (default: the embedded synthetic set)")
+    parser.add_argument("--results", default="results", help="results root; on a cluster, shared storage")
+    parser.add_argument("--address", help="join this Ray cluster (default: start a local Ray)")
+    parser.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers (DDP) per trial")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker")
+    parser.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: what fits)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this study")
+    args = parser.parse_args(argv)
+    for flag in ("workers_per_trial", "cpus_per_worker"):
+        if getattr(args, flag) <= 0:
+            raise UserError("--" + flag.replace("_", "-"), "must be positive")
+    if args.gpus_per_worker < 0 or args.max_concurrent < 0:
+        raise UserError("--gpus-per-worker/--max-concurrent", "must not be negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    spec = load_spec(args.study)
+    base = preset(args.preset).with_flat(spec.fixed, source=spec.path)
+    results_root = Path(args.results).resolve()
+    study_dir = results_root / spec.study
+    if study_dir.exists() and not args.resume:
+        raise UserError(study_dir, "results of this study exist: pass --resume to continue, or move them away")
+    if args.data:
+        from elgan_ray.data.labels import load_split
+
+        load_split(args.data, "val")  # fail on bad data now, not inside 20 trials
+    settings = SweepSettings(
+        study=spec.study,
+        results_root=str(results_root),
+        base_flat=base.to_flat(),
+        varying=varying_keys(spec),
+        data_dir=str(Path(args.data).resolve()) if args.data else None,
+        workers_per_trial=args.workers_per_trial,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+    )
+    # Validate every grid point before any compute: a bad value fails here, naming the study file.
+    for point in grid_points(spec):
+        settings.trial_config(point)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    command = "python -m elgan_ray.sweep " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
+    record |= {"preset": args.preset, "command": command, "started": started, "finished": None}
+    record |= {"scientific": [k for k in settings.varying if k != SEED_KEY], "tables": list(spec.tables)}
+    write_study_record(study_dir, record, keep_started=args.resume)
+
+    from elgan_ray import tune_runner  # Ray is imported only once the inputs are known to be good
+
+    wall = time.perf_counter()
+    tune_runner.start_ray(args.address)
+    if settings.data_dir is None:
+        from elgan_ray.data.synthetic import embedded_dataset
+
+        embedded_dataset()  # make the embedded set once here, before trials race for it
+    tune_runner.run_pretrainings(spec, settings, max_concurrent=args.max_concurrent)
+    tune_runner.run_trials(spec, settings, max_concurrent=args.max_concurrent, resume=args.resume)
+    evals = gather_evals(study_dir, results_root, settings.varying)
+    record |= {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record |= {"wall_s": round(time.perf_counter() - wall, 1)}
+    write_study_record(study_dir, record, keep_started=args.resume)
+    print(f"{len(evals)} evaluation rows -> {study_dir / 'evals.csv'}", file=sys.stderr)
+
+    from elgan_ray.report import write_report
+
+    written = write_report(study_dir, results_root)
+    for name, path in written.items():
+        print(f"{name}: {path}", file=sys.stderr)
+    print(f"TensorBoard: tensorboard --logdir {study_dir / 'tb'}", file=sys.stderr)
+    return 0
+
+
+def varying_keys(spec: SweepSpec) -> tuple[str, ...]:
+    """Config keys that differ between the trials of a study: the scientific and nuisance keys, and the seed."""
+    keys = [k for k, values in spec.scientific.items() if len(values) > 1 or is_search(spec)]
+    keys += list(spec.nuisance)
+    return tuple(keys) + (SEED_KEY,)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,73 @@
+"""python -m elgan_ray.train: one EL-GAN training run in this process (no Ray), with TensorBoard output.
+
+Examples:
+  python -m elgan_ray.train --preset smoke --out /tmp/run
+  python -m elgan_ray.train --preset cpu loss.gen=ce loss.disc=ce --seed 3
+  python -m elgan_ray.train --describe --preset paper
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from elgan_ray.config import PRESETS, RunSettings, TrainConfig, flat_keys, parse_overrides, preset
+from elgan_ray.errors import run_cli
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m elgan_ray.train",
+        description="Train EL-GAN once: pre-train the generator (the baseline), pre-train the discriminator, "
+        "then alternate G and D steps. Writes evals.jsonl (one line per evaluation and post-processing), "
+        "checkpoint.pt (resumed automatically when present), preview.npz and TensorBoard events to --out.",
+        epilog="Overrides are flat config keys: " + ", ".join(flat_keys()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model and schedule scale")
+    parser.add_argument("--data", help="TuSimple-layout folder (default: the embedded synthetic set, made once)")
+    parser.add_argument("--out", help="output folder (default: results/train/<preset>-seed<N>)")
+    parser.add_argument("--seed", type=int, help="random seed (same seed and config: same metrics on CPU)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument("--describe", action="store_true", help="print the models' conv and parameter counts")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.gen=ce")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    flat = parse_overrides(args.overrides)
+    if args.seed is not None:
+        flat["seed"] = args.seed
+    return preset(args.preset).with_flat(flat, source="command line")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = build_config(args)
+    if args.describe:
+        from elgan_ray.models import describe
+
+        print(json.dumps(describe(cfg.generator, cfg.discriminator)))
+        return 0
+    from elgan_ray.train_loop import train  # torch is imported only when a run starts
+
+    out = Path(args.out or f"results/train/{args.preset}-seed{cfg.seed}")
+    settings = RunSettings(out_dir=str(out), data_dir=args.data, device=args.device, run_name=out.name)
+    if (out / "checkpoint.pt").exists():
+        print(f"resuming from {out / 'checkpoint.pt'}", file=sys.stderr)
+    result = train(cfg, settings, report=print_progress)
+    print(json.dumps({"status": result.status, "step": result.step, **result.final}))
+    print(f"TensorBoard: tensorboard --logdir {out}", file=sys.stderr)
+    return 0 if result.status == "ok" else 1
+
+
+def print_progress(step: int, metrics: dict) -> None:
+    """One line per evaluation on stderr, so a long run shows where it is."""
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    print(" ".join(f"{k}={v}" for k, v in shown.items()), file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,337 @@
+"""One EL-GAN training run, top to bottom: pre-train G (the baseline), pre-train D, then alternate G and D.
+
+The loop knows nothing of Ray. It is handed its config, its run settings (paths, device), a reporter
+called after every evaluation, and optionally the checkpoint of a pre-trained generator to start from.
+When torch.distributed is initialised (Ray Train workers), G and D are wrapped in DDP and every rank
+trains on its slice of the same global batch, so one worker and N workers follow the same trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from elgan_ray.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from elgan_ray.config import RunSettings, TrainConfig
+from elgan_ray.data.synthetic import embedded_dataset
+from elgan_ray.data.tusimple import TuSimpleDataset
+from elgan_ray.errors import UserError
+from elgan_ray.losses import (
+    adversarial_loss,
+    discriminator_embedding_loss,
+    embedding_loss,
+    lane_probability,
+    segmentation_loss,
+)
+from elgan_ray.models import build_discriminator, build_generator
+from elgan_ray.run_log import MAIN_POST, RunLog, read_evals
+from elgan_ray.validation import validate
+
+PHASES = ("pretrain_g", "pretrain_d", "gan")
+# Keys that fix what a pre-trained generator is: a GAN trial may start from a pre-training only if these match.
+PRETRAIN_KEYS_PREFIXES = (
+    "seed",
+    "data.",
+    "generator.",
+    "eval.",
+    "optim.batch_size",
+    "optim.lr_g",
+    "optim.weight_decay",
+)
+PRETRAIN_KEYS_EXACT = ("schedule.pretrain_g_steps", "schedule.pretrain_g_patience", "schedule.eval_every")
+
+Reporter = Callable[[int, dict[str, Any]], None]  # (step, metrics) after each evaluation, on every rank
+
+
+@dataclass
+class Position:
+    """Where the schedule stands; saved in every checkpoint."""
+
+    step: int = 0  # global step, counted across phases
+    phase: str | None = "pretrain_g"  # None once the run is complete
+    phase_step: int = 0  # steps done in the current phase
+    best_accuracy: float = -1.0  # pre-training plateau detection
+    evals_since_best: int = 0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # "ok" or "diverged"
+    step: int
+    final: dict[str, float]  # the last evaluation's main metrics
+    train_seconds: float  # time spent in this process's loop (not counting set-up)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pretrain_keys(flat: dict[str, Any]) -> list[str]:
+    """The flat config keys that determine a generator pre-training."""
+    return sorted(k for k in flat if k.startswith(PRETRAIN_KEYS_PREFIXES) or k in PRETRAIN_KEYS_EXACT)
+
+
+def train(
+    cfg: TrainConfig,
+    settings: RunSettings,
+    report: Reporter | None = None,
+    phases: tuple[str, ...] = PHASES,
+    init_generator: str | Path | None = None,
+) -> RunResult:
+    """Run the phases of `phases` in order; resume from `settings.out_dir`'s checkpoint if there is one."""
+    # -- set-up ------------------------------------------------------------------------------------
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if cfg.optim.batch_size % world:
+        raise UserError("config", f"batch size {cfg.optim.batch_size} does not split over {world} workers")
+    seed_everything(cfg.seed)
+    device = torch.device(settings.device)
+    data_root = settings.data_dir or str(embedded_dataset())
+    size = (cfg.data.height, cfg.data.width)
+    train_set = TuSimpleDataset(data_root, "train", *size, sigma=cfg.data.sigma)
+    val_set = TuSimpleDataset(data_root, "val", *size, sigma=cfg.data.sigma)
+    n_train = min(len(train_set), cfg.data.train_limit or len(train_set))
+    val_frames = [val_set[i] for i in range(min(len(val_set), cfg.data.val_limit or len(val_set)))]
+    val_images = torch.stack([f["image"] for f in val_frames])  # (V, 3, H, W)
+    val_maps = torch.stack([f["label"] for f in val_frames])  # (V, 1, H, W)
+    val_labels = [val_set.labels[f["index"]] for f in val_frames]
+
+    generator = build_generator(cfg.generator).to(device)
+    discriminator = build_discriminator(cfg.discriminator).to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.optim.lr_g, weight_decay=cfg.optim.weight_decay)
+    opt_d = torch.optim.SGD(
+        discriminator.parameters(),
+        lr=cfg.optim.lr_d,
+        momentum=cfg.optim.momentum_d,
+        weight_decay=cfg.optim.weight_decay,
+    )
+
+    flat = cfg.to_flat()
+    out_dir = Path(settings.out_dir)
+    position = Position(phase=phases[0])
+    if (out_dir / CHECKPOINT_NAME).exists():  # resume this run exactly where it stopped
+        state = load_checkpoint(out_dir / CHECKPOINT_NAME, flat)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        position = Position(**state["position"])
+        set_rng_state(state["rng"])
+    elif init_generator is not None:  # start from a shared pre-training (the baseline)
+        state = load_checkpoint(init_generator, flat, keys=pretrain_keys(flat))
+        generator.load_state_dict(state["generator"])
+        opt_g.load_state_dict(state["opt_g"])
+        position.step = state["position"]["step"]
+        set_rng_state(state["rng"])
+
+    # Under DDP each model is wrapped for the step that trains it; the other is used unwrapped (ray-notes).
+    g_train = _wrap(generator, device)
+    d_train = _wrap(discriminator, device)
+    log = RunLog(out_dir, settings.tb_dir, resume_step=position.step) if rank == 0 else None
+    losses: dict[str, list[float]] = {"loss_g": [], "loss_fit": [], "loss_adv": [], "loss_d": []}
+    final: dict[str, float] = {}
+    status = "ok"
+    started = time.perf_counter()
+
+    # -- the loop ----------------------------------------------------------------------------------
+    while position.phase is not None:
+        images, labels = _batch(train_set, n_train, position.step, cfg, rank, world, device)
+        phase = position.phase
+        if phase == "pretrain_g" or (phase == "gan" and _is_g_step(position.phase_step, cfg)):
+            with_adversary = phase == "gan"
+            step_losses = g_step(g_train, discriminator, opt_g, images, labels, cfg, with_adversary)
+        else:
+            step_losses = d_step(generator, d_train, opt_d, images, labels, cfg)
+        for name, value in step_losses.items():
+            losses[name].append(value)
+        position.step += 1
+        position.phase_step += 1
+
+        if not all(math.isfinite(v) for v in step_losses.values()):
+            status = "diverged"  # NaN or inf: nothing after this is meaningful; keep the record so far
+            final = {"accuracy": float("nan")}
+            break
+        if log is not None and position.step % 10 == 0:
+            log.scalars(position.step, {f"train/{k}": v[-1] for k, v in losses.items() if v})
+
+        phase_done = position.phase_step >= _phase_steps(phase, cfg)
+        if position.step % cfg.schedule.eval_every and not phase_done:
+            continue
+        # -- evaluation, record, checkpoint --------------------------------------------------------
+        mean_losses = {k: float(np.mean(v)) for k, v in losses.items() if v}
+        losses = {k: [] for k in losses}
+        accuracy = float("nan")
+        if rank == 0:
+            validation = validate(
+                generator, val_images, val_maps, val_labels, device, cfg.eval.threshold, cfg.eval.min_area
+            )
+            log.evaluation(position.step, phase, validation, mean_losses)
+            final = {**validation.scores[MAIN_POST], "accuracy_basic": validation.scores["basic"]["accuracy"]}
+            final |= {"line_width": validation.line_width, "label_width": validation.label_width}
+            accuracy = final["accuracy"]
+        accuracy = _broadcast(accuracy, world)
+        if phase == "pretrain_g" and cfg.schedule.pretrain_g_patience:
+            if accuracy > position.best_accuracy:
+                position.best_accuracy, position.evals_since_best = accuracy, 0
+            else:
+                position.evals_since_best += 1
+            phase_done = phase_done or position.evals_since_best >= cfg.schedule.pretrain_g_patience
+        if phase_done:
+            position.phase, position.phase_step = _next_phase(phase, phases, cfg)
+        if rank == 0:
+            save_checkpoint(out_dir / CHECKPOINT_NAME, _state(generator, discriminator, opt_g, opt_d, position, flat))
+        if report is not None:
+            report(position.step, {"step": position.step, "phase": phase, **final, **mean_losses} if rank == 0 else {})
+
+    seconds = time.perf_counter() - started
+    if log is not None and not final:  # a run resumed after its last step: its result is in the record
+        final = {k: v for k, v in (read_evals(out_dir) or [{}])[-1].items() if k not in ("step", "phase", "post")}
+    if log is not None:
+        status_record = {"status": status, "step": position.step, "train_seconds": seconds, "phases": list(phases)}
+        log.finish(status_record, flat, final)
+        log.close()
+    return RunResult(status=status, step=position.step, final=final, train_seconds=seconds)
+
+
+# -- the two optimisation steps ------------------------------------------------------------------------
+
+
+def g_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    with_adversary: bool,
+) -> dict[str, float]:
+    """Generator: minimise L_fit (pre-training), or L_fit + lambda * L_adv, L_adv = BCE (eq. 1) or L_emb (eq. 3, 4)."""
+    generator.train()
+    logits = generator(images)  # (B, 2, H, W)
+    fit = segmentation_loss(logits, labels)
+    adv = torch.zeros((), device=fit.device)
+    if with_adversary:
+        # D is frozen and in eval mode: the G step must neither update D's weights nor its BatchNorm statistics,
+        # and DDP must not see D's parameters at all (the embedding loss never reaches D's patch head).
+        discriminator.eval().requires_grad_(False)
+        prediction = lane_probability(logits)  # (B, 1, H, W)
+        if cfg.loss.gen == "emb":
+            with torch.no_grad():
+                _, label_embedding = discriminator(images, labels, cfg.loss.emb_block)
+            _, prediction_embedding = discriminator(images, prediction, cfg.loss.emb_block)
+            adv = embedding_loss(label_embedding, prediction_embedding)
+        else:
+            score, _ = discriminator(images, prediction, cfg.loss.emb_block)
+            adv = adversarial_loss(score, real=True)
+        discriminator.requires_grad_(True)
+    loss = fit + cfg.loss.lambda_ * adv
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.item(), "loss_fit": fit.item(), "loss_adv": adv.item()}
+
+
+def d_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    opt_d: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+) -> dict[str, float]:
+    """Discriminator: minimise BCE(D(label), 1) + BCE(D(G(x)), 0) (eq. 2) or -L_emb (eq. 5); G is fixed."""
+    with torch.no_grad():
+        generator.train()  # the predictions D learns from are those the G step produces
+        prediction = lane_probability(generator(images))  # (B, 1, H, W)
+    discriminator.train()
+    # Label and prediction go through D in one batch: one DDP forward per backward.
+    score, embedding = discriminator(torch.cat([images, images]), torch.cat([labels, prediction]), cfg.loss.emb_block)
+    n = len(images)
+    if cfg.loss.disc == "emb":
+        loss = discriminator_embedding_loss(embedding[:n], embedding[n:])
+    else:
+        loss = adversarial_loss(score[:n], real=True) + adversarial_loss(score[n:], real=False)
+    opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_d.step()
+    return {"loss_d": loss.item()}
+
+
+# -- schedule, data and distribution helpers ----------------------------------------------------------
+
+
+def _phase_steps(phase: str, cfg: TrainConfig) -> int:
+    s = cfg.schedule
+    return {"pretrain_g": s.pretrain_g_steps, "pretrain_d": s.pretrain_d_steps, "gan": s.gan_steps}[phase]
+
+
+def _next_phase(phase: str, phases: tuple[str, ...], cfg: TrainConfig) -> tuple[str | None, int]:
+    """The next phase of this run that has steps to do (a phase of 0 steps is skipped)."""
+    for later in phases[phases.index(phase) + 1 :]:
+        if _phase_steps(later, cfg) > 0:
+            return later, 0
+    return None, 0
+
+
+def _is_g_step(phase_step: int, cfg: TrainConfig) -> bool:
+    """GAN phase: rounds of g_steps_per_round G steps, then d_steps_per_round D steps (paper: 300, 200)."""
+    s = cfg.schedule
+    return phase_step % (s.g_steps_per_round + s.d_steps_per_round) < s.g_steps_per_round
+
+
+def _batch(
+    dataset: TuSimpleDataset, n: int, step: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's slice of the global batch of `step`. The order is a pure function of (seed, epoch), so a
+    resumed run and every worker draw exactly the batches an uninterrupted single-process run draws."""
+    size = cfg.optim.batch_size
+    first = step * size
+    indices = []
+    for position in range(first, first + size):
+        epoch, offset = divmod(position, n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        indices.append(int(order[offset]))
+    mine = indices[rank::world]
+    frames = [dataset[i] for i in mine]
+    images = torch.stack([f["image"] for f in frames]).to(device)  # (b, 3, H, W)
+    labels = torch.stack([f["label"] for f in frames]).to(device)  # (b, 1, H, W)
+    return images, labels
+
+
+def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    if not dist.is_initialized():
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _broadcast(value: float, world: int) -> float:
+    """Rank 0's evaluation result, on every rank (only rank 0 evaluates)."""
+    if world == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _state(generator, discriminator, opt_g, opt_d, position: Position, flat: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "generator": generator.state_dict(),
+        "discriminator": discriminator.state_dict(),
+        "opt_g": opt_g.state_dict(),
+        "opt_d": opt_d.state_dict(),
+        "position": asdict(position),
+        "rng": rng_state(),
+        "config": flat,
+    }
