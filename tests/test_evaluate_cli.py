@@ -1,0 +1,318 @@
+"""`python -m elgan_ray.evaluate`: files scored as the official evaluator does, and every bad input as one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_metrics import random_image
+
+from elgan_ray import evaluate, reference_eval
+from elgan_ray.errors import UserError, run_cli
+
+
+def write_pair(tmp: Path, preds: list, labels: list, name: str = "") -> tuple[str, str]:
+    pred_path, gt_path = tmp / f"pred{name}.json", tmp / f"gt{name}.json"
+    pred_path.write_text("".join(json.dumps(p) + "\n" for p in preds))
+    gt_path.write_text("".join(json.dumps(g) + "\n" for g in labels))
+    return str(pred_path), str(gt_path)
+
+
+def random_files(seed: int, n: int = 80) -> tuple[list, list]:
+    """Prediction and label lines; labels repeat some raw_files (the later wins), predictions repeat some too."""
+    rng = np.random.default_rng(seed)
+    preds, labels = [], []
+    for i in range(n):
+        pred, gt, h, run_time = random_image(rng)
+        labels.append({"raw_file": f"clips/{i}.jpg", "lanes": gt, "h_samples": h})
+        preds.append({"raw_file": f"clips/{i}.jpg", "lanes": pred, "run_time": run_time, "h_samples": h})
+    rows = [label["h_samples"] for label in labels]
+    for _ in range(4):  # a label line repeated with other lanes: the later one is the label
+        j = int(rng.integers(n))
+        pred, gt, h, run_time = random_image(rng, rows[j])  # same rows: earlier preds stay valid
+        labels.insert(
+            int(rng.integers(j + 1, len(labels) + 1)), {"raw_file": f"clips/{j}.jpg", "lanes": gt, "h_samples": h}
+        )
+        preds.insert(
+            int(rng.integers(len(preds) + 1)), {"raw_file": f"clips/{j}.jpg", "lanes": pred, "run_time": run_time}
+        )
+    return preds, labels
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = run_cli(evaluate.main, argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_files_match_reference(tmp_path, capsys, seed):
+    pred_path, gt_path = write_pair(tmp_path, *random_files(seed))
+    per_image = tmp_path / "per_image.jsonl"
+    code, out, err = run([pred_path, gt_path, "--per-image", str(per_image)], capsys)
+    expected, expected_images = reference_eval.bench_one_submit(pred_path, gt_path)
+    assert code == 0 and out.count("\n") == 1
+    ours, theirs = json.loads(out), json.loads(expected)
+    assert [(d["name"], d["order"]) for d in ours] == [(d["name"], d["order"]) for d in theirs]
+    np.testing.assert_allclose([d["value"] for d in ours], [d["value"] for d in theirs], rtol=0, atol=1e-9)
+    rows = [json.loads(line) for line in per_image.read_text().splitlines()]
+    assert [r["raw_file"] for r in rows] == [
+        json.loads(x)["raw_file"] for x in Path(pred_path).read_text().splitlines()
+    ]
+    got = np.array([[r["accuracy"], r["fp"], r["fn"]] for r in rows])
+    np.testing.assert_allclose(got, np.array(expected_images), rtol=0, atol=1e-9)
+    assert "F1" in err
+
+
+def test_output_is_the_official_json_line(tmp_path, capsys):
+    h = [160, 170]
+    labels = [{"raw_file": "a", "lanes": [[100, 100]], "h_samples": h}, {"raw_file": "b", "lanes": [], "h_samples": h}]
+    preds = [{"raw_file": "a", "lanes": [[100, 100]], "run_time": 1}, {"raw_file": "b", "lanes": [], "run_time": 1}]
+    code, out, _ = run([*write_pair(tmp_path, preds, labels), "-q"], capsys)
+    assert out == (
+        '[{"name": "Accuracy", "value": 0.5, "order": "desc"}, {"name": "FP", "value": 0.0, "order": "asc"}, '
+        '{"name": "FN", "value": 0.0, "order": "asc"}]\n'
+    )
+
+
+GOOD = {"raw_file": "a", "lanes": [[100, 100]], "run_time": 1}
+LABEL = {"raw_file": "a", "lanes": [[100, 100]], "h_samples": [160, 170]}
+LABEL_B = {"raw_file": "b", "lanes": [[100, 100]], "h_samples": [160, 170]}
+GOOD_B = {**GOOD, "raw_file": "b"}
+
+# (prediction lines as text, label lines as text, which file, line, official wording)
+ERROR_CASES = {
+    "unparsable": (['{"raw_file": "a"', json.dumps(GOOD_B)], None, "pred", 1, reference_eval.LOAD_ERROR),
+    "blank line": ([json.dumps(GOOD), "", json.dumps(GOOD_B)], None, "pred", 2, reference_eval.LOAD_ERROR),
+    "count mismatch": ([json.dumps(GOOD)], None, "pred", 2, reference_eval.COUNT_ERROR),
+    "missing lanes": (
+        [json.dumps(GOOD), json.dumps({"raw_file": "b", "run_time": 1})],
+        None,
+        "pred",
+        2,
+        reference_eval.KEYS_ERROR,
+    ),
+    "missing run_time": (
+        [json.dumps({"raw_file": "a", "lanes": []}), "{}"],
+        None,
+        "pred",
+        1,
+        reference_eval.KEYS_ERROR,
+    ),
+    "not an object": (["[1, 2]", json.dumps(GOOD_B)], None, "pred", 1, reference_eval.KEYS_ERROR),
+    "unknown raw_file": (
+        [json.dumps(GOOD), json.dumps({**GOOD, "raw_file": "zzz"})],
+        None,
+        "pred",
+        2,
+        reference_eval.UNKNOWN_ERROR,
+    ),
+    "lane length": (
+        [json.dumps(GOOD), json.dumps({**GOOD_B, "lanes": [[1, 2, 3]]})],
+        None,
+        "pred",
+        2,
+        reference_eval.FORMAT_ERROR,
+    ),
+    "gt lane length": (
+        [json.dumps(GOOD), json.dumps(GOOD_B)],
+        [json.dumps(LABEL), json.dumps({**LABEL_B, "lanes": [[1]]})],
+        "pred",
+        2,
+        reference_eval.FORMAT_ERROR,
+    ),
+    "string x": (
+        [json.dumps({**GOOD, "lanes": [["1", 2]]}), json.dumps(GOOD_B)],
+        None,
+        "pred",
+        1,
+        reference_eval.FORMAT_ERROR,
+    ),
+    "string run_time": (
+        [json.dumps(GOOD), json.dumps({**GOOD_B, "run_time": "1"})],
+        None,
+        "pred",
+        2,
+        reference_eval.FORMAT_ERROR,
+    ),
+    "format before key": (
+        [json.dumps({**GOOD, "lanes": [[1]]}), json.dumps({"raw_file": "b"})],
+        None,
+        "pred",
+        1,
+        reference_eval.FORMAT_ERROR,
+    ),
+    "key before format": (
+        [json.dumps({"raw_file": "a"}), json.dumps({**GOOD_B, "lanes": [[1]]})],
+        None,
+        "pred",
+        1,
+        reference_eval.KEYS_ERROR,
+    ),
+    "label not json": ([json.dumps(GOOD), json.dumps(GOOD_B)], [json.dumps(LABEL), "nope"], "gt", 2, "label"),
+}
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_bad_input_is_one_line_with_file_line_and_rule(tmp_path, capsys, case):
+    pred_lines, gt_lines, which, line, rule = ERROR_CASES[case]
+    gt_lines = gt_lines or [json.dumps(LABEL), json.dumps(LABEL_B)]
+    pred_path, gt_path = tmp_path / "p.json", tmp_path / "g.json"
+    pred_path.write_text("\n".join(pred_lines) + "\n")
+    gt_path.write_text("\n".join(gt_lines) + "\n")
+    code, out, err = run([str(pred_path), str(gt_path)], capsys)
+    path = pred_path if which == "pred" else gt_path
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}:{line}:") and rule in err
+    with pytest.raises(UserError) as info:  # the reference port fails on the same line with the same rule
+        reference_eval.bench_one_submit(str(pred_path), str(gt_path))
+    assert info.value.line == line and info.value.source == str(path) and rule in info.value.rule
+
+
+def test_missing_files(tmp_path, capsys):
+    pred_path, gt_path = write_pair(tmp_path, [GOOD], [LABEL])
+    for argv, missing in (([str(tmp_path / "no.json"), gt_path], "no.json"), ([pred_path, str(tmp_path / "x")], "x")):
+        code, out, err = run(argv, capsys)
+        assert code == 2 and out == "" and err.count("\n") == 1 and missing in err and "file not found" in err
+
+
+def test_skipped_image_never_reads_its_bad_gt_lane(tmp_path, capsys):
+    """Official quirk: with run_time > 200 the image scores (0, 0, 1) before the gt lanes are looked at."""
+    preds = [{**GOOD, "run_time": 201}]
+    labels = [{**LABEL, "lanes": [[1, 2, 3]]}]
+    code, out, _ = run([*write_pair(tmp_path, preds, labels), "-q"], capsys)
+    assert code == 0 and [d["value"] for d in json.loads(out)] == [0.0, 0.0, 1.0]
+
+
+def test_command_starts_without_torch_or_ray(tmp_path):
+    pred_path, gt_path = write_pair(tmp_path, [GOOD], [LABEL])
+    code = (
+        "import sys, runpy; sys.argv = ['evaluate', '-q', sys.argv[1], sys.argv[2]]\n"
+        "try:\n    runpy.run_module('elgan_ray.evaluate', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "bad = [m for m in ('torch', 'ray', 'cv2', 'sklearn') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, pred_path, gt_path], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["value"] == 1.0
+
+
+def test_python_dash_m_exit_status(tmp_path):
+    pred_path, gt_path = write_pair(tmp_path, [GOOD], [LABEL_B])
+    result = subprocess.run(
+        [sys.executable, "-m", "elgan_ray.evaluate", pred_path, gt_path], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and result.stdout == "" and reference_eval.UNKNOWN_ERROR in result.stderr
+
+
+def _json_arrays(text: str, nested: bool):
+    """What json makes of one array text, as (lane lengths, values), or None unless it is an array of the shape."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    lanes = value if nested else [value]
+    if type(value) is not list or not all(type(lane) is list for lane in lanes):
+        return None
+    if not all(type(x) in (int, float) for lane in lanes for x in lane):
+        return None
+    return [len(lane) for lane in lanes], [float(x) for lane in lanes for x in lane]
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_fast_array_reader_agrees_with_json(nested):
+    """The numpy reader accepts only what json accepts, and then gives the same doubles (fuzzed)."""
+    rng = np.random.default_rng(7 + nested)
+    alphabet = list("[],-. 0123456789") + ["12", "0.5", "-2", "[[", "]]", ", ", "1280", "3.14159"]
+    texts = [
+        "[]",
+        "[[]]",
+        "[[1, 2], [3]]",
+        "[[-2, 0.25], []]",
+        "[[01]]",
+        "[[1.]]",
+        "[[.5]]",
+        "[[-]]",
+        "[[1 2]]",
+        "[[1,,2]]",
+        "[[1],]",
+        "[,[1]]",
+        "[[1]] ",
+        "[[[1]]]",
+        "[1, 2]",
+        "[[1-2]]",
+        "[[--1]]",
+        "[[1.2.3]]",
+        "[[-0]]",
+        "[[-0.0]]",
+        "[[123456789012345]]",
+        "[[1234567890123456]]",
+        "[[0.1, 0.7, 2.675, 1e5]]",
+    ]
+    texts += ["".join(rng.choice(alphabet, size=int(rng.integers(2, 14)))) for _ in range(3000)]
+    for _ in range(200):
+        lanes = [[round(float(v), int(rng.integers(0, 6))) for v in rng.uniform(-5, 1500, 5)] for _ in range(2)]
+        texts.append(json.dumps(lanes if nested else lanes[0]))
+    accepted = 0
+    for text in texts:
+        span = text.strip(" ").encode()
+        if not span.startswith(b"[") or not span.endswith(b"]") or not set(span) <= set(b"[]-.0123456789, "):
+            continue  # the regex never cuts out such a span
+        fast = evaluate._parse_arrays([span], nested)
+        expected = _json_arrays(text, nested)
+        if fast is None:
+            simple = expected is not None and all(
+                len(t) <= 15
+                for t in text.replace("[", " ")
+                .replace("]", " ")
+                .replace(",", " ")
+                .replace("-", "")
+                .replace(".", "")
+                .split()
+            )
+            assert not simple, text  # only over-long numbers may be left to json
+            continue
+        accepted += 1
+        assert expected is not None, text
+        assert fast.lane_len.tolist() == expected[0] and fast.per_image.tolist() == [len(expected[0])], text
+        assert fast.values.tolist() == expected[1], text  # bit-identical doubles
+    assert accepted > 200
+
+
+def test_fast_and_plain_paths_agree(tmp_path, capsys):
+    """Ordinary integer and decimal files take the fast path and score exactly as the plain path does."""
+    rng = np.random.default_rng(3)
+    h = list(range(160, 720, 10))
+    preds, labels = [], []
+    for i in range(150):
+        gt = [
+            [int(v) if v < 1280 else -2 for v in np.round(rng.uniform(0, 1400, 56))]
+            for _ in range(int(rng.integers(0, 6)))
+        ]
+        pred = [
+            [round(float(x + rng.normal(0, 12)), int(rng.integers(0, 4))) if x >= 0 else -2 for x in lane]
+            for lane in gt
+        ]
+        labels.append({"raw_file": f"{i}.jpg", "lanes": gt, "h_samples": h})
+        preds.append(
+            {
+                "raw_file": f"{i}.jpg",
+                "lanes": pred[: int(rng.integers(0, len(pred) + 1))],
+                "run_time": int(rng.integers(0, 300)),
+                "h_samples": h,
+            }
+        )
+    pred_path, gt_path = write_pair(tmp_path, preds, labels)
+    fast = evaluate._score_fast(Path(pred_path).read_bytes(), Path(gt_path).read_bytes())
+    assert fast is not None
+    expected, per_image = reference_eval.bench_one_submit(pred_path, gt_path)
+    assert json.dumps(fast.result) == expected
+    np.testing.assert_allclose(np.stack([fast.accuracy, fast.fp, fast.fn], 1), per_image, rtol=0, atol=1e-12)
+    # A broken h_samples in a prediction (ignored for scoring) must still fail to parse, as in the official.
+    Path(pred_path).write_text(Path(pred_path).read_text().replace('"h_samples": [160,', '"h_samples": [0160,', 1))
+    code, out, err = run([pred_path, gt_path], capsys)
+    assert code == 2 and out == "" and f"{pred_path}:1:" in err and reference_eval.LOAD_ERROR in err
