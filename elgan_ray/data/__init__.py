@@ -1,0 +1,1 @@
+"""TuSimple-format lane data: label files and maps (labels), the torch Dataset (tusimple), a synthetic set."""

@@ -1,0 +1,76 @@
+"""The training data: any TuSimple-layout folder, real or synthetic, as a torch Dataset.
+
+Each item is the frame resized to the training size, the label map rendered from the polylines at that
+size (labels.render_lane_map: Gaussian ridges of sigma px, peak 1) and the item's index, which leads to
+the raw lanes and h_samples in `dataset.labels` for the official metric.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH, LaneLabel, load_split, render_lane_map
+from elgan_ray.errors import UserError
+
+
+def read_frame(path: str | Path) -> np.ndarray:
+    """A TuSimple frame as BGR uint8 (720, 1280, 3); UserError when it is unreadable or of another size."""
+    data = np.fromfile(path, np.uint8) if Path(path).is_file() else None
+    if data is None:
+        raise UserError(path, "image not found")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise UserError(path, "unreadable image (not a JPEG/PNG cv2 can decode)")
+    if image.shape[:2] != (IMAGE_HEIGHT, IMAGE_WIDTH):
+        rule = f"image is {image.shape[1]}x{image.shape[0]}, TuSimple frames are {IMAGE_WIDTH}x{IMAGE_HEIGHT}"
+        raise UserError(path, rule)
+    return image
+
+
+class TuSimpleDataset(Dataset):
+    """Frames of one split ("train", "val" or "test") at (height, width), with their label maps.
+
+    With cache=True the resized frame (uint8) and label map stay in memory after their first load: training
+    makes many passes over a few hundred frames, and decoding a 1280x720 JPEG costs more than a step's share.
+    """
+
+    def __init__(self, root: str | Path, split: str, height: int, width: int, sigma: float = 1.0, cache: bool = True):
+        self.root = Path(root)
+        self.split = split
+        self.height, self.width, self.sigma = height, width, sigma
+        self.labels: list[LaneLabel] = load_split(self.root, split, check_images=True)
+        self.cache = cache
+        self._images: dict[int, np.ndarray] = {}  # index -> (H, W, 3) uint8 RGB
+        self._maps: dict[int, np.ndarray] = {}  # index -> (H, W) float32
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(RGB uint8 (H, W, 3), label map float32 (H, W)) of one frame, from the cache when it is there."""
+        if index in self._images:
+            return self._images[index], self._maps[index]
+        label = self.labels[index]
+        bgr = read_frame(self.root / label.raw_file)
+        # INTER_AREA averages the pixels a training pixel covers: no aliasing of thin far markings.
+        small = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        image = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        lane_map = render_lane_map(label.lanes, label.h_samples, self.height, self.width, self.sigma)
+        if self.cache:
+            self._images[index], self._maps[index] = image, lane_map
+        return image, lane_map
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self.labels):
+            raise IndexError(index)
+        image, lane_map = self.load(index)
+        return {
+            "image": torch.from_numpy(image).permute(2, 0, 1).float().div_(255),  # (3, H, W) RGB in [0, 1]
+            "label": torch.from_numpy(lane_map).unsqueeze(0).clone(),  # (1, H, W); a copy keeps the cache safe
+            "index": index,
+        }
