@@ -39,6 +39,7 @@ class SweepSettings:
     workers_per_trial: int
     cpus_per_worker: float
     gpus_per_worker: float
+    cluster: bool = False  # joined an existing (possibly autoscaling) cluster
 
     @property
     def study_dir(self) -> Path:
@@ -66,17 +67,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", help="TuSimple-layout folder (default: the embedded synthetic set)")
     parser.add_argument("--results", default="results", help="results root; on a cluster, shared storage")
     parser.add_argument("--address", help="join this Ray cluster (default: start a local Ray)")
-    parser.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers (DDP) per trial")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker")
-    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker")
-    parser.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: what fits)")
+    parser.add_argument("--workers-per-trial", type=int, help="Ray Train workers (DDP) per trial (default: study's)")
+    parser.add_argument("--cpus-per-worker", type=float, help="CPUs per worker (default: the study's resources.cpu)")
+    parser.add_argument("--gpus-per-worker", type=float, help="GPUs per worker (default: the study's resources.gpu)")
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=0,
+        help="trials at once (default: what this machine's CPUs/GPUs hold; with --address, no limit, so the "
+        "autoscaler adds nodes for pending trials)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this study")
     args = parser.parse_args(argv)
     for flag in ("workers_per_trial", "cpus_per_worker"):
-        if getattr(args, flag) <= 0:
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             raise UserError("--" + flag.replace("_", "-"), "must be positive")
-    if args.gpus_per_worker < 0 or args.max_concurrent < 0:
-        raise UserError("--gpus-per-worker/--max-concurrent", "must not be negative")
+    for flag in ("gpus_per_worker", "max_concurrent"):
+        if (getattr(args, flag) or 0) < 0:
+            raise UserError("--" + flag.replace("_", "-"), "must not be negative")
     return args
 
 
@@ -98,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         base_flat=base.to_flat(),
         varying=varying_keys(spec),
         data_dir=str(Path(args.data).resolve()) if args.data else None,
-        workers_per_trial=args.workers_per_trial,
-        cpus_per_worker=args.cpus_per_worker,
-        gpus_per_worker=args.gpus_per_worker,
+        workers_per_trial=_first(args.workers_per_trial, spec.resources["workers"]),
+        cpus_per_worker=_first(args.cpus_per_worker, spec.resources["cpu"]),
+        gpus_per_worker=_first(args.gpus_per_worker, spec.resources["gpu"]),
+        cluster=bool(args.address),
     )
     # Validate every grid point before any compute: a bad value fails here, naming the study file.
     for point in grid_points(spec):
@@ -135,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {path}", file=sys.stderr)
     print(f"TensorBoard: tensorboard --logdir {study_dir / 'tb'}", file=sys.stderr)
     return 0
+
+
+def _first(flag: Any, default: Any) -> Any:
+    return default if flag is None else flag
 
 
 def varying_keys(spec: SweepSpec) -> tuple[str, ...]:

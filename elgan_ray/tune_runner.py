@@ -21,7 +21,7 @@ from ray import tune
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.pretrain import data_identity, ensure_pretrained, is_finished, pretrain_id
 from elgan_ray.run_log import write_status
-from elgan_ray.search_space import SweepSpec, grid_points, is_search, to_param_space
+from elgan_ray.search_space import SweepSpec, grid_points, is_search, scientific_points, to_param_space
 from elgan_ray.study_files import run_name, write_run_file
 from elgan_ray.sweep import SweepSettings
 
@@ -70,7 +70,7 @@ def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: i
 def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, resume: bool) -> None:
     """Stage 2: the GAN trials. A search study runs one Tuner per scientific point (Optuna takes no grid)."""
     trainable = tune.with_resources(tune.with_parameters(gan_trial, settings=settings), _trial_resources(settings))
-    points = [None] if not is_search(spec) else _scientific_points(spec)
+    points = [None] if not is_search(spec) else scientific_points(spec)
     for index, point in enumerate(points):
         name = "tune" if point is None else f"tune_{index}"
         path = settings.study_dir / name
@@ -179,10 +179,13 @@ def _trial_resources(settings: SweepSettings) -> dict[str, float]:
     return {"CPU": settings.cpus_per_worker, "GPU": settings.gpus_per_worker}
 
 
-def _concurrency(settings: SweepSettings, requested: int) -> int:
-    """Trials at once: what was asked, else as many as the cluster's CPUs (and GPUs) hold now, at least one."""
+def _concurrency(settings: SweepSettings, requested: int) -> int | None:
+    """Trials at once: what was asked; on a joined cluster no limit (pending trials make the autoscaler add
+    nodes); locally as many as this machine's CPUs (and GPUs) hold, at least one."""
     if requested:
         return requested
+    if settings.cluster:
+        return None
     available = ray.cluster_resources()
     per_trial_cpu = settings.cpus_per_worker * settings.workers_per_trial
     fits = int(available.get("CPU", 1) // per_trial_cpu)
@@ -207,15 +210,6 @@ def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int) 
         num_samples=spec.num_samples * spec.seeds,
         max_concurrent_trials=concurrency,
     )
-
-
-def _scientific_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    for point in grid_points(spec):
-        point = {k: v for k, v in point.items() if k != "seed"}
-        if point not in seen:
-            seen.append(point)
-    return seen
 
 
 def _raise_on_errors(results, stage: str) -> None:
