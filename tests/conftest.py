@@ -16,4 +16,6 @@ def tiny_dataset(tmp_path_factory):
     """16 train, 8 val, 4 test synthetic frames, written once per session."""
     from elgan_ray.data.synthetic import write_synthetic_dataset
 
-    return write_synthetic_dataset(tmp_path_factory.mktemp("train") / "tiny", 16, 8, 4, seed=0, progress=False)
+    return write_synthetic_dataset(
+        tmp_path_factory.mktemp("tiny") / "data", n_train=16, n_val=8, n_test=4, seed=0, progress=False
+    )

@@ -69,8 +69,11 @@ class TuSimpleDataset(Dataset):
         if not 0 <= index < len(self.labels):
             raise IndexError(index)
         image, lane_map = self.load(index)
+        # The conversions run in numpy: torch's intra-op threads make these tiny ops slow on a busy machine
+        # (DataLoader workers, Ray trials sharing cores). Both arrays are fresh copies, so the cache stays safe.
+        chw = np.multiply(image.transpose(2, 0, 1), np.float32(1 / 255), dtype=np.float32)  # (3, H, W) RGB
         return {
-            "image": torch.from_numpy(image).permute(2, 0, 1).float().div_(255),  # (3, H, W) RGB in [0, 1]
-            "label": torch.from_numpy(lane_map).unsqueeze(0).clone(),  # (1, H, W); a copy keeps the cache safe
+            "image": torch.from_numpy(chw),  # (3, H, W) in [0, 1]
+            "label": torch.from_numpy(lane_map[None].copy()),  # (1, H, W)
             "index": index,
         }
