@@ -1,0 +1,233 @@
+"""The report's figures: Fig. 5 (F-score stability over seeds), accuracy curves, and prediction panels (Fig. 4/6).
+
+Every figure's title names the study and preset; diverged, failed and running trials are drawn in their own
+colour and marker (STATUS_STYLE), never left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: the report runs on headless nodes
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from elgan_ray.report import BASELINE, MAIN_POST, final_rows, group_order, with_groups  # noqa: E402
+
+STATUS_STYLE = {  # marker and colour of a trial's final point by its status
+    "ok": ("o", "0.35"),
+    "diverged": ("X", "tab:red"),
+    "failed": ("s", "tab:purple"),
+    "running": ("^", "tab:orange"),
+}
+N_FRAMES = 3  # validation frames in predictions.png
+DPI = 120
+
+
+def write_figures(study_dir: Path, title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> dict[str, Path]:
+    """stability.png/.pdf, curves.png and (when previews exist) predictions.png in study_dir."""
+    written = {}
+    fig = stability_figure(title, evals, summary)
+    for ext in ("png", "pdf"):
+        written[f"stability.{ext}"] = _save(fig, study_dir / f"stability.{ext}")
+    written["curves.png"] = _save(curves_figure(title, evals), study_dir / "curves.png")
+    fig = predictions_figure(title, evals, study_dir)
+    if fig is not None:
+        written["predictions.png"] = _save(fig, study_dir / "predictions.png")
+    plt.close("all")
+    return written
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    # Through a temporary sibling and a rename, like files.atomic_write_bytes: a reader never sees half a figure.
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+    tmp.replace(path)
+    return path
+
+
+def stability_figure(title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
+    """Fig. 5: per group, the mean final validation F-score with +-1 std bar over seeds, and each seed's point."""
+    final = final_rows(evals)
+    f1 = final[(final["kind"] == "gan") & (final["post"] == MAIN_POST)].set_index("trial_id")["f1"] * 100
+    trials = with_groups(evals)[lambda d: d["kind"] == "gan"].groupby("trial_id")[["group", "seed", "status"]].first()
+    groups = list(summary["group"])
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.4))
+    x = np.arange(len(groups))
+    ax.errorbar(x, summary["f1_mean"], yerr=summary["f1_std"].fillna(0), fmt="D", color="tab:blue", ms=8, capsize=8)
+    ax.plot([], [], "D-", color="tab:blue", label="mean ± std over seeds")  # one legend entry for the bars
+    seen = set()
+    for (group, status), members in trials.sort_values("seed").groupby(["group", "status"], sort=False):
+        marker, colour = STATUS_STYLE.get(status, STATUS_STYLE["failed"])
+        value = f1.reindex(members.index).to_numpy()
+        # A seed with no final score (NaN, or never evaluated) is drawn below the axis floor, still visible.
+        y = np.where(np.isfinite(value), value, -4.0)
+        spread = np.linspace(-0.08, 0.08, len(y)) if len(y) > 1 else np.zeros(1)  # seeds side by side
+        label = (
+            None
+            if status in seen
+            else (f"{status} seed" if status == "ok" else f"{status} seed (at -4: no final score)")
+        )
+        seen.add(status)
+        ax.scatter(groups.index(group) + 0.25 + spread, y, marker=marker, color=colour, s=28, alpha=0.8, label=label)
+    ticks = []
+    for _, row in summary.iterrows():
+        bad = "".join(f", {row[f'n_{s}']} {s}" for s in STATUS_STYLE if s != "ok" and row[f"n_{s}"])
+        ticks.append(f"{row['group']}\n{row['n_final']}/{row['n_trials']} scored{bad}")
+    ax.set_xticks(x, ticks, fontsize=8)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    scored = f1.reindex(trials.index)
+    spread = summary["f1_std"].fillna(0)
+    bottom, top = (
+        min(scored.min(), (summary["f1_mean"] - spread).min()),
+        max(scored.max(), (summary["f1_mean"] + spread).max()),
+    )
+    bottom = bottom - 0.1 * (top - bottom) - 2 if scored.notna().all() else -8
+    if bottom < 10:  # the paper's full range, room below 0 for seeds without a score
+        bottom, top = -8, 100
+    ax.set_ylim(bottom, min(105, top + 5))
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_xlabel("configuration group (seeds with a final score / trials)")
+    ax.set_ylabel(f"final validation F-score (%), {MAIN_POST}")
+    ax.set_title(f"{title}\nTraining stability (Fig. 5): final validation F-score over seeds", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def curves_figure(title: str, evals: pd.DataFrame) -> plt.Figure:
+    """Validation accuracy (basic++) against GAN step per group: mean over seeds, band min..max over seeds."""
+    frame = with_groups(evals)
+    frame = frame[frame["post"] == MAIN_POST]
+    gan = frame[(frame["kind"] == "gan") & (frame["phase"] == "gan")]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colours = plt.get_cmap("tab10")
+    for i, group in enumerate(group_order(evals)):
+        rows = gan[gan["group"] == group]
+        by_step = (rows["accuracy"] * 100).groupby(rows["step"]).agg(["mean", "min", "max"])
+        ax.plot(by_step.index, by_step["mean"], "o-", color=colours(i), lw=2, ms=3, label=group)
+        ax.fill_between(by_step.index, by_step["min"], by_step["max"], color=colours(i), alpha=0.18, lw=0)
+        for _, trial in rows[rows["status"] != "ok"].groupby("trial_id"):  # where each bad run ended, marked
+            status = trial["status"].iloc[0]
+            marker, colour = STATUS_STYLE.get(status, STATUS_STYLE["failed"])
+            last = trial.dropna(subset=["accuracy"]).tail(1)
+            ax.plot(trial["step"], trial["accuracy"] * 100, color=colours(i), lw=0.8, ls=":")
+            if len(last):
+                ax.scatter(
+                    last["step"],
+                    last["accuracy"] * 100,
+                    marker=marker,
+                    color=colour,
+                    s=60,
+                    zorder=4,
+                    label=f"{status}: last score of {trial['trial_name'].iloc[0]}",
+                )
+    base = final_rows(evals)
+    base = base[(base["group"] == BASELINE) & (base["post"] == MAIN_POST)]["accuracy"] * 100
+    if len(base):
+        ax.axhline(base.mean(), color="black", ls="--", lw=1, label=f"baseline (pre-trained G, n={len(base)})")
+    ax.set_xlabel("GAN training step")
+    ax.set_ylabel(f"validation accuracy (%), {MAIN_POST}")
+    ax.set_title(f"{title}\nValidation accuracy during GAN training: mean over seeds, band = min..max", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def _load_previews(study_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every runs/*/preview.npz, keyed by its trial_name (the npz's own key, else the folder name)."""
+    previews = {}
+    for path in sorted(study_dir.glob("runs/*/preview.npz")):
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        name = str(arrays.pop("trial_name", path.parent.name))
+        previews[name] = arrays
+    return previews
+
+
+def _representatives(evals: pd.DataFrame, previews: dict) -> list[tuple[str, str]]:
+    """(column title, trial_name): the baseline, then per group its lowest-seed trial that has a preview."""
+    trials = with_groups(evals).groupby("trial_name")[["group", "seed", "status"]].first().reset_index()
+    trials = trials[trials["trial_name"].isin(previews)].sort_values(["seed", "trial_name"])
+    chosen = []
+    for group in [BASELINE] + group_order(evals):
+        members = trials[trials["group"] == group]
+        if len(members):
+            trial = members.iloc[0]
+            status = "" if trial["status"] == "ok" else f" [{trial['status']}]"
+            chosen.append((f"{group}{status}\n{trial['trial_name']}", trial["trial_name"]))
+    return chosen
+
+
+def predictions_figure(title: str, evals: pd.DataFrame, study_dir: Path) -> plt.Figure | None:
+    """Fig. 4/6 form: per frame, a raw row (probability maps) and a basic++ row (lanes drawn on the frame)."""
+    previews = _load_previews(study_dir)
+    chosen = _representatives(evals, previews)
+    if not chosen:
+        return None
+    try:
+        from elgan_ray.postprocess import lanes_from_map
+    except ImportError:  # the post-processed row needs postprocess.py; the raw row does not
+        lanes_from_map = None
+    first = previews[chosen[0][1]]
+    n_frames = min(N_FRAMES, *(len(previews[name]["prob"]) for _, name in chosen))
+    height, width = first["label"].shape[1:]
+    h_samples = first.get("h_samples")
+    if h_samples is None:
+        from elgan_ray.data.labels import H_SAMPLES as h_samples
+    rows_per_frame = 2 if lanes_from_map else 1
+    n_cols = 2 + len(chosen)
+    size = 2.4
+    fig, axes = plt.subplots(
+        n_frames * rows_per_frame,
+        n_cols,
+        squeeze=False,
+        figsize=(n_cols * size + 0.6, n_frames * rows_per_frame * size * height / width + 1.2),
+        layout="constrained",  # leaves room for the shared colour bar
+    )
+    for f in range(n_frames):
+        image, label = first["image"][f], first["label"][f]
+        panels = [("frame", image, None), ("label", label, label)]
+        panels += [(col, previews[name]["prob"][f], previews[name]["prob"][f]) for col, name in chosen]
+        for c, (col, raw, prob) in enumerate(panels):
+            ax = axes[f * rows_per_frame, c]
+            shown = ax.imshow(raw, cmap="magma", vmin=0, vmax=1) if raw.ndim == 2 else ax.imshow(raw)
+            if f == 0:
+                ax.set_title(col, fontsize=8)
+            if lanes_from_map:
+                ax = axes[f * rows_per_frame + 1, c]
+                ax.imshow(image)
+                if prob is not None:
+                    lanes = lanes_from_map(
+                        np.nan_to_num(prob),
+                        list(h_samples),
+                        method=MAIN_POST,
+                        threshold=0.5,
+                        image_height=720,
+                        image_width=1280,
+                    )
+                    _draw_lanes(ax, lanes, h_samples, height, width)
+        axes[f * rows_per_frame, 0].set_ylabel(f"frame {f}\nraw", fontsize=8)
+        if lanes_from_map:
+            axes[f * rows_per_frame + 1, 0].set_ylabel(f"frame {f}\n{MAIN_POST}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    note = "" if lanes_from_map else " (post-processed row skipped: elgan_ray.postprocess unavailable)"
+    fig.suptitle(f"{title}: validation predictions, raw probability and {MAIN_POST} lanes{note}", fontsize=10)
+    fig.colorbar(shown, ax=axes, shrink=0.4, label="lane probability (raw rows)")
+    return fig
+
+
+def _draw_lanes(ax: plt.Axes, lanes: list[list[int]], h_samples, height: int, width: int) -> None:
+    """TuSimple lanes (x in 1280x720, -2 absent) scaled onto a (height, width) panel, one colour per lane."""
+    y = (np.asarray(h_samples, float) + 0.5) * height / 720 - 0.5
+    for i, lane in enumerate(lanes):
+        x = np.asarray(lane, float)
+        x = np.where(x < 0, np.nan, (x + 0.5) * width / 1280 - 0.5)
+        ax.plot(x, y, color=plt.get_cmap("tab10")(i % 10), lw=1.5)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)

@@ -1,0 +1,236 @@
+"""report.py: every summary number recomputed independently from a fake evals.csv; files, figures, index, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from elgan_ray.report import main, summarize, write_report
+
+GROUPS = [("ce", "ce"), ("ce", "emb"), ("emb", "ce"), ("emb", "emb")]
+SEEDS = [0, 1, 2]
+H, W, N = 32, 64, 2  # preview frames: tiny, but the same layout as the training loop's
+
+
+def _preview(run_dir: Path, rng: np.random.Generator) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    label = np.zeros((N, H, W), np.float32)
+    label[:, 8:, 20:23] = 1
+    label[:, 8:, 44:47] = 1
+    prob = np.clip(label + rng.normal(0, 0.2, label.shape), 0, 1).astype(np.float32)
+    image = rng.integers(0, 255, (N, H, W, 3), dtype=np.uint8)
+    np.savez(run_dir / "preview.npz", image=image, label=label, prob=prob)
+
+
+def _row(**kw) -> dict:
+    # The extra columns the training loop writes besides the contract's; the report must ignore them.
+    return {"line_width": 3.0, "label_width": 3.0, "loss_g": 0.1, "loss_d": 0.7} | kw
+
+
+def _make_study(tmp_path: Path) -> Path:
+    """results/stab: 4 groups x 3 seeds (g=emb,d=ce seed 2 diverged half-way), 3 pre-trainings, previews,
+    and a failed trial with a run folder but no evaluation row."""
+    rng = np.random.default_rng(1)
+    study_dir = tmp_path / "results" / "stab"
+    rows = []
+    for seed in SEEDS:
+        name = f"baseline,seed={seed}"
+        for step in (100, 200):
+            for post in ("basic", "basic++"):
+                acc, fp, fn, f1 = rng.uniform(0.5, 0.9, 4)
+                rows.append(_row(trial_id=f"pretrain_p{seed}", kind="pretrain", trial_name=name, seed=seed))
+                rows[-1] |= {"phase": "pretrain_g", "step": step, "post": post, "status": "ok"}
+                rows[-1] |= {"accuracy": acc, "fp": fp, "fn": fn, "f1": f1}
+        _preview(study_dir / "runs" / name, rng)
+    for i, (g, d) in enumerate(GROUPS):
+        for seed in SEEDS:
+            name, tid = f"g={g},d={d},seed={seed}", f"t{i}{seed}"
+            diverged = (g, d) == ("emb", "ce") and seed == 2
+            status = "diverged" if diverged else "ok"
+            run_dir = study_dir / "runs" / name
+            _preview(run_dir, rng)
+            (run_dir / "status.json").write_text(json.dumps({"status": status}))
+            config = {"seed": seed, "loss.gen": g, "loss.disc": d, "loss.lambda": 1.0, "loss.emb_block": 7}
+            (run_dir / "run.json").write_text(json.dumps({"trial_id": tid, "trial_name": name, "config": config}))
+            for phase, step in [("pretrain_d", 0)] + [("gan", s) for s in (10, 20, 30, 40)]:
+                for post in ("basic", "basic++"):
+                    acc, fp, fn, f1 = rng.uniform(0.2 * i, 0.2 * i + 0.3, 4)
+                    if diverged and step >= 30:
+                        acc = fp = fn = f1 = np.nan
+                    rows.append(_row(trial_id=tid, kind="gan", trial_name=name, seed=seed, gen_loss=g, disc_loss=d))
+                    rows[-1] |= {"lambda": 1.0, "emb_block": 7, "phase": phase, "step": step, "post": post}
+                    rows[-1] |= {"accuracy": acc, "fp": fp, "fn": fn, "f1": f1, "status": status}
+    run_dir = study_dir / "runs" / "g=emb,d=emb,seed=3"  # failed before its first evaluation
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(json.dumps({"status": "failed"}))
+    config = {"seed": 3, "loss.gen": "emb", "loss.disc": "emb", "loss.lambda": 1.0, "loss.emb_block": 7}
+    (run_dir / "run.json").write_text(json.dumps({"trial_id": "t99", "trial_name": run_dir.name, "config": config}))
+    frame = pd.DataFrame(rows)
+    columns = ["trial_id", "kind", "trial_name", "seed", "gen_loss", "disc_loss", "lambda", "emb_block"]
+    columns += ["phase", "step", "post", "accuracy", "fp", "fn", "f1", "status"]
+    frame.reindex(columns=columns + [c for c in frame if c not in columns]).to_csv(study_dir / "evals.csv", index=False)
+    record = {"study": "stab", "description": "test study", "config_path": "search_spaces/stability.yaml"}
+    record |= {"preset": "tiny", "command": "python -m elgan_ray.sweep stability --preset tiny"}
+    record |= {"started": "2024-01-01T00:00:00+00:00", "finished": None, "wall_s": 1.0}
+    record |= {"scientific": ["loss.gen", "loss.disc"], "tables": ["stability", "baseline"]}
+    (study_dir / "study.json").write_text(json.dumps(record))
+    return study_dir
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    return _make_study(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """One study, reported once (figures take seconds), shared by the tests that only read what it wrote."""
+    study_dir = _make_study(tmp_path_factory.mktemp("reported"))
+    return study_dir, write_report(study_dir)
+
+
+def _independent(evals: pd.DataFrame) -> dict[str, dict]:
+    """Table 3 numbers and F1 statistics in percent, straight from the rule in the issue."""
+    gan = evals[evals["kind"] == "gan"].copy()
+    gan["group"] = "g=" + gan["gen_loss"] + ",d=" + gan["disc_loss"]
+    out = {}
+    for group, rows in gan.groupby("group"):
+        main_rows = rows[(rows["phase"] == "gan") & (rows["post"] == "basic++")]
+        acc = main_rows["accuracy"] * 100
+        last = main_rows[main_rows["step"] == main_rows.groupby("trial_id")["step"].transform("max")]
+        f1 = last.sort_values(["seed", "trial_id"])["f1"].dropna().to_numpy() * 100
+        idx = np.random.default_rng(0).integers(0, len(f1), (10_000, len(f1)))
+        low, high = np.percentile(f1[idx].mean(axis=1), [2.5, 97.5])
+        out[group] = {"accuracy_mean": acc.mean(), "accuracy_var": acc.var(ddof=1), "accuracy_max": acc.max()}
+        out[group] |= {"f1_mean": f1.mean(), "f1_std": f1.std(ddof=1), "f1_ci_low": low, "f1_ci_high": high}
+        out[group] |= {"n_evals": int(acc.notna().sum()), "n_final": len(f1), "n_seeds": rows["seed"].nunique()}
+        out[group] |= {"final_accuracy_mean": last["accuracy"].mean() * 100}
+    return out
+
+
+def test_summary_numbers_recompute(reported):
+    study, written = reported
+    summary = pd.read_csv(written["summary.csv"])
+    expected = _independent(pd.read_csv(study / "evals.csv"))
+    assert list(summary["group"]) == sorted(expected)
+    for _, row in summary.iterrows():
+        for key, value in expected[row["group"]].items():
+            if key == "n_seeds" and row["group"] == "g=emb,d=emb":
+                value += 1  # the failed trial with no rows is counted, not dropped
+            assert row[key] == pytest.approx(value, rel=1e-9), (row["group"], key)
+    by_group = summary.set_index("group")
+    assert by_group.loc["g=emb,d=ce", "n_diverged"] == 1 and by_group.loc["g=emb,d=emb", "n_failed"] == 1
+    assert by_group.loc["g=emb,d=ce", "n_evals"] == 10  # 2 seeds x 4 + 2 before divergence
+    assert by_group.loc["g=emb,d=ce", "n_final"] == 2  # the diverged seed's last evaluation is NaN
+
+
+def test_summarize_is_pure(study: Path):
+    evals = pd.read_csv(study / "evals.csv")
+    before = evals.copy()
+    summary = summarize(evals)
+    pd.testing.assert_frame_equal(evals, before)
+    assert len(summary) == 4 and {"gen_loss", "disc_loss"} <= set(summary.columns)
+    assert "lambda" not in summary.columns  # constant across trials: not part of the group
+
+
+def test_groups_by_cfg_columns_and_names_single_group(study: Path):
+    evals = pd.read_csv(study / "evals.csv")
+    gan = evals["kind"] == "gan"
+    one = evals[~gan | ((evals["gen_loss"] == "emb") & (evals["disc_loss"] == "ce"))]
+    assert list(summarize(one)["group"]) == ["EL-GAN"]
+    lrs = one.assign(**{"cfg.optim.lr_g": np.where(one["seed"] == 0, 1e-4, 3e-4)})
+    lrs.loc[lrs["kind"] == "pretrain", "cfg.optim.lr_g"] = np.nan
+    assert list(summarize(lrs)["group"]) == ["lr_g=0.0001", "lr_g=0.0003"]
+    blocks = one.assign(emb_block=one["seed"].map({0: 7.0, 1: 3.0, 2: 5.0}).where(one["kind"] == "gan"))
+    assert list(summarize(blocks)["group"]) == ["emb=3", "emb=5", "emb=7"]  # numeric order, printed as ints
+
+
+def test_files_figures(reported):
+    study, written = reported
+    for name in ("summary.csv", "final.csv", "pairwise.csv", "table.md", "table.tex", "stability.pdf"):
+        assert written[name].exists() and written[name].stat().st_size > 0, name
+    for name in ("stability.png", "curves.png", "predictions.png"):
+        assert written[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and written[name].stat().st_size > 10_000
+    evals = pd.read_csv(study / "evals.csv")
+    final = pd.read_csv(written["final.csv"])
+    base = final[(final["group"] == "baseline") & (final["post"] == "basic++")].iloc[0]
+    last = evals[(evals["kind"] == "pretrain") & (evals["step"] == 200) & (evals["post"] == "basic++")]
+    assert base["accuracy"] == pytest.approx(last["accuracy"].mean() * 100)
+    assert base["fp"] == pytest.approx(last["fp"].mean()) and base["n_runs"] == 3
+    table = (study / "table.md").read_text()
+    assert "n_diverged" in table and "Table 1 form" in table and "stab (preset tiny)" in table
+    pairs = pd.read_csv(written["pairwise.csv"])
+    assert len(pairs) == 10  # baseline + 4 groups, every two
+    real = pairs.set_index(["a", "b"]).loc[("baseline", "g=ce,d=ce"), "real"]
+    assert bool(real)  # baseline ~0.7 against ~0.15: far apart
+
+
+def test_index_row_replaced_on_rerun(reported):
+    study, _ = reported
+    write_report(study)
+    index = pd.read_csv(study.parent / "index.csv")
+    assert len(index) == 1
+    row = index.iloc[0]
+    assert row["n_trials"] == 13 and row["n_diverged"] == 1
+    assert row["preset"] == "tiny" and row["command"].startswith("python -m elgan_ray.sweep")
+    summary = pd.read_csv(study / "summary.csv")
+    assert row["best_group"] == summary.loc[summary["accuracy_mean"].idxmax(), "group"]
+    assert row["best_accuracy_mean"] == pytest.approx(summary["accuracy_mean"].max(), abs=1e-4)
+
+
+def test_works_without_study_json(study: Path):
+    (study / "study.json").unlink()
+    assert main([str(study)]) == 0
+    assert pd.read_csv(study.parent / "index.csv")["study"].iloc[0] == "stab"
+    assert "stab (preset unknown)" in (study / "table.md").read_text()
+
+
+def _cli(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "elgan_ray.report", str(path)], capture_output=True, text=True)
+
+
+def test_cli_runs_and_names_a_single_group(study: Path):
+    evals = pd.read_csv(study / "evals.csv")
+    keep = (evals["kind"] == "pretrain") | (evals["gen_loss"] == "emb") & (evals["disc_loss"] == "ce")
+    evals[keep].to_csv(study / "evals.csv", index=False)
+    for name in evals.loc[~keep, "trial_name"].unique():  # as if those trials never ran
+        shutil.rmtree(study / "runs" / name)
+    result = _cli(study)
+    assert result.returncode == 0, result.stderr
+    assert "summary.csv" in result.stdout
+    # The failed g=emb,d=emb run (no rows) now differs from the rest: two groups, neither dropped.
+    assert list(pd.read_csv(study / "summary.csv")["group"]) == ["d=ce", "d=emb"]
+
+
+def test_predictions_without_postprocess(reported, monkeypatch):
+    from elgan_ray import plots
+
+    study, _ = reported
+    monkeypatch.setitem(sys.modules, "elgan_ray.postprocess", None)  # import fails: the raw row only
+    fig = plots.predictions_figure("stab", pd.read_csv(study / "evals.csv"), study)
+    assert fig is not None and len(fig.axes) == 2 * 7 + 1  # 2 frames x (frame, label, baseline, 4 groups), colour bar
+    assert "post-processed row skipped" in fig._suptitle.get_text()
+
+
+@pytest.mark.parametrize(
+    "content, rule",
+    [
+        (None, "not found"),
+        ('a,b\n1,2\n"unterminated\n', "CSV"),
+        ("trial_id,kind\n1,gan\n", "missing column"),
+    ],
+)
+def test_cli_bad_folder(tmp_path: Path, content, rule):
+    if content is not None:
+        (tmp_path / "evals.csv").write_text(content)
+    result = _cli(tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "evals.csv" in lines[0] and rule in lines[0], result.stderr
