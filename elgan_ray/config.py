@@ -60,7 +60,9 @@ class DiscriminatorConfig:
 
     first_conv: int = 32  # channels of each head's first 3x3 conv
     growth: int = 12
-    block_layers: tuple[int, ...] = (2, 2, 4, 4, 4, 6, 8)  # dense layers per block, heads included
+    # Dense layers per block, heads included. Each head has its own 3x3 stem and head blocks, so the 3x3 convs
+    # are 2 * (1 + head layers) + shared layers; the paper plan gives 2 * (1 + 2 + 2) + 3 + 4 + 4 + 5 + 6 = 32.
+    block_layers: tuple[int, ...] = (2, 2, 3, 4, 4, 5, 6)
     head_blocks: int = 2
     compression: float = 0.5  # transition layers keep this fraction of channels
     dropout: float = 0.0
@@ -201,14 +203,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "data.height": 128,
         "data.width": 256,
-        "generator.first_conv": 16,
-        "generator.growth": 8,
-        "generator.down_layers": [2, 3, 4],
-        "generator.bottleneck_layers": 4,
+        # Thin full-resolution layers: on CPU the 128x256 level costs most, so it gets one layer each way.
+        "generator.first_conv": 8,
+        "generator.growth": 6,
+        "generator.down_layers": [1, 2, 3],
+        "generator.bottleneck_layers": 3,
         "generator.dropout": 0.0,
-        "discriminator.first_conv": 16,
-        "discriminator.growth": 8,
-        "discriminator.block_layers": [1, 1, 2, 2, 2, 2, 2],
+        "discriminator.first_conv": 8,
+        "discriminator.growth": 4,
+        "discriminator.block_layers": [1, 1, 1, 1, 1, 1, 2],
         "schedule.pretrain_g_steps": 600,
         "schedule.pretrain_d_steps": 100,
         "schedule.gan_steps": 400,

@@ -1,0 +1,60 @@
+"""The EL-GAN losses as the paper's equations: tensors in, scalar out, no state.
+
+Shapes: logits (B, 2, H, W) with class 1 = lane marking; label maps (B, 1, H, W) in [0, 1];
+patch scores (B, 1, h, w) as logits; embeddings (B, C, h, w) from one dense block of D.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def lane_probability(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax probability of the lane class: (B, 2, H, W) -> (B, 1, H, W). This is what D sees of G."""
+    return torch.softmax(logits, dim=1)[:, 1:2]
+
+
+def segmentation_loss(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """L_fit of eq. (1): pixel-wise categorical cross entropy with soft targets (lane = label, background = 1 - label).
+
+    -mean over pixels of [label * log p_lane + (1 - label) * log p_background], via log_softmax for stability.
+    """
+    log_p = F.log_softmax(logits, dim=1)  # (B, 2, H, W)
+    target = torch.cat([1 - label, label], dim=1)  # (B, 2, H, W)
+    return -(target * log_p).sum(dim=1).mean()
+
+
+def adversarial_loss(score_logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """Binary cross entropy of patch logits against all ones (real) or all zeros (fake).
+
+    Eq. (2) for D: adversarial_loss(D(y), True) + adversarial_loss(D(G(x)), False). For G's L_adv in eq. (1)
+    the training loop uses adversarial_loss(D(G(x)), True): the non-saturating form, -log D(G(x)), rather than
+    minimising log(1 - D(G(x))), whose gradient vanishes while D rejects G's output confidently.
+    """
+    target = torch.ones_like(score_logits) if real else torch.zeros_like(score_logits)
+    return F.binary_cross_entropy_with_logits(score_logits, target)
+
+
+def embedding_loss(
+    label_embedding: torch.Tensor, prediction_embedding: torch.Tensor, normalise: bool = True
+) -> torch.Tensor:
+    """L_emb of eqs. (3, 4): || D_e(y; x) - D_e(G(x); x) ||_2 per sample, averaged over the batch.
+
+    With `normalise` (the default) each sample's distance is divided by sqrt(C * h * w), i.e. it is the RMS
+    difference of the embeddings. The raw L2 distance grows with the square root of the embedding size, which
+    differs by orders of magnitude between blocks 3, 5 and 7 and between presets; normalised, lambda = 1 weighs
+    the term the same way whichever block and preset is used. normalise=False gives the paper's plain norm.
+    """
+    diff = (label_embedding - prediction_embedding).flatten(1)  # (B, C*h*w)
+    distance = torch.linalg.vector_norm(diff, dim=1)  # (B,); its gradient at 0 is defined as 0
+    if normalise:
+        distance = distance / diff.shape[1] ** 0.5
+    return distance.mean()
+
+
+def discriminator_embedding_loss(
+    label_embedding: torch.Tensor, prediction_embedding: torch.Tensor, normalise: bool = True
+) -> torch.Tensor:
+    """Eq. (5): L_disc = -L_emb; D learns to pull the embeddings of label and prediction apart."""
+    return -embedding_loss(label_embedding, prediction_embedding, normalise)

@@ -1,0 +1,43 @@
+"""The EL-GAN models: the Tiramisu generator and the two-headed DenseNet discriminator, plus their counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from elgan_ray.config import DiscriminatorConfig, GeneratorConfig
+from elgan_ray.models.discriminator import Discriminator
+from elgan_ray.models.tiramisu import Tiramisu
+
+__all__ = ["Discriminator", "Tiramisu", "build_discriminator", "build_generator", "count_conv3x3", "describe"]
+
+
+def build_generator(cfg: GeneratorConfig) -> Tiramisu:
+    return Tiramisu(cfg)
+
+
+def build_discriminator(cfg: DiscriminatorConfig) -> Discriminator:
+    return Discriminator(cfg)
+
+
+def count_conv3x3(module: nn.Module) -> int:
+    """Number of 3x3 `Conv2d` layers (transposed convs and 1x1 convs are not counted)."""
+    return sum(1 for m in module.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def describe(generator_cfg: GeneratorConfig, discriminator_cfg: DiscriminatorConfig) -> dict[str, Any]:
+    """Conv and parameter counts of both models, as printed by `--describe`."""
+    g, d = build_generator(generator_cfg), build_discriminator(discriminator_cfg)
+    return {
+        "generator": {"conv3x3": count_conv3x3(g), "params": count_params(g)},
+        "discriminator": {
+            "conv3x3": count_conv3x3(d),
+            "params": count_params(d),
+            "embedding_blocks": d.embedding_blocks,
+        },
+    }
