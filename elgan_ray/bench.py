@@ -1,0 +1,159 @@
+"""`python -m elgan_ray.bench [--quick] [--out results/bench.json]`: the project's speed and memory, side by side.
+
+One run measures every stage (medians of several repetitions), describes the machine, prints a table and
+writes one JSON object. A stage whose module is missing or that fails writes null for its keys and the
+reason under `notes`, so one broken piece never hides the other numbers. `--only` runs a subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from elgan_ray.errors import UserError, run_cli
+
+# Stage -> the keys it writes; the order is the run order (the Ray stages share one local Ray).
+STAGES: dict[str, tuple[str, ...]] = {
+    "evaluator": (
+        "evaluator_speedup_vs_port",
+        "evaluator_inprocess_speedup",
+        "evaluator_agrees_with_port",
+        "evaluate_s",
+        "port_s",
+        "peak_rss_mb_evaluate",
+        "peak_rss_mb_port",
+    ),
+    "postprocess": ("postprocess_ms_train_size", "postprocess_ms_720p"),
+    "render": ("render_ms",),
+    "step": ("loader_over_train", "loader_over_train_cached", "step_ms", "step_flops_fraction"),
+    "pretrain_sharing": ("pretrain_sharing_ratio", "pretrain_sharing_ratio_paper"),
+    "tune": ("tune_over_bare", "peak_rss_mb_trial"),
+    "ddp": ("ddp_2_over_1",),
+    "sweep": ("sweep_efficiency", "pretrain_sharing_ratio_smoke_measured"),
+    "gpu": ("gpu_paper_step_ms", "ddp_2_over_1_gpu"),
+}
+# key -> (">=" or "<=", target): the goals of the issue; "met" in the JSON compares against them.
+TARGETS: dict[str, tuple[str, float]] = {
+    "evaluator_speedup_vs_port": (">=", 5),
+    "evaluator_inprocess_speedup": (">=", 20),
+    "postprocess_ms_train_size": ("<=", 1),
+    "postprocess_ms_720p": ("<=", 5),
+    "loader_over_train": (">=", 5),
+    "tune_over_bare": (">=", 0.95),
+    "sweep_efficiency": (">=", 0.8),
+    "pretrain_sharing_ratio": ("<=", 0.4),
+    "peak_rss_mb_evaluate": ("<=", 200),
+    "peak_rss_mb_trial": ("<=", 2048),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m elgan_ray.bench",
+        description="Measure the evaluator, post-processing, label rendering, data loading, the training step, "
+        "Tune and Train overheads and the smoke sweep's efficiency; print a table and write one JSON object.",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs (every key still)")
+    parser.add_argument("--out", default="results/bench.json", help="JSON output (default: results/bench.json)")
+    parser.add_argument("--only", help=f"comma-separated stages to run (of: {', '.join(STAGES)})")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
+    parser.add_argument("--work", help="scratch folder (default: a new temporary folder)")
+    args = parser.parse_args(argv)
+    unknown = set((args.only or "").split(",")) - set(STAGES) - {""}
+    if unknown:
+        raise UserError("--only", f"unknown stage(s) {', '.join(sorted(unknown))} (choose from {', '.join(STAGES)})")
+    if args.threads < 1:
+        raise UserError("--threads", "must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stages = [s for s in STAGES if not args.only or s in args.only.split(",")]
+    work = Path(args.work or tempfile.mkdtemp(prefix="elgan_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    import torch
+
+    from elgan_ray import bench_stages
+
+    torch.set_num_threads(args.threads)
+    b = bench_stages.Bench(work=work, quick=args.quick, threads=args.threads)
+    result: dict[str, Any] = {"machine": bench_stages.machine(args.threads), "quick": args.quick}
+    seconds: dict[str, float] = {}
+    try:
+        for stage in stages:
+            bench_stages.log(f"{stage} ...")
+            t0 = time.perf_counter()
+            result |= run_stage(stage, b)
+            seconds[stage] = round(time.perf_counter() - t0, 1)
+            bench_stages.log(f"{stage} done in {seconds[stage]} s")
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
+    result["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
+    result["met"] = {k: met(result[k], *TARGETS[k]) for k in TARGETS if k in result}
+    result |= {"targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()}, "notes": b.notes}
+    result |= {"stage_seconds": seconds, "wall_s": round(time.perf_counter() - started, 1), "work": str(work)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    print(f"-> {out}", file=sys.stderr)
+    return 0
+
+
+def run_stage(stage: str, b: Any) -> dict[str, Any]:
+    """The stage's keys; null for each, and the reason in notes, when it cannot run here or fails."""
+    from elgan_ray import bench_stages
+
+    try:
+        measured = getattr(bench_stages, f"stage_{stage}")(b)
+    except ImportError as error:  # a module that has not landed yet
+        b.notes[stage] = f"skipped: {error.__class__.__name__}: {error}"
+        return dict.fromkeys(STAGES[stage])
+    except Exception as error:  # one failing stage must not lose the others' numbers
+        tail = traceback.format_exc(limit=4)[-1500:]
+        bench_stages.log(f"{stage} failed: {tail}")
+        b.notes[stage] = f"failed: {error.__class__.__name__}: {error}"[:1500]
+        return dict.fromkeys(STAGES[stage])
+    return dict.fromkeys(STAGES[stage]) | measured
+
+
+def met(value: Any, op: str, target: float) -> bool | None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return value >= target if op == ">=" else value <= target
+
+
+def table(result: dict[str, Any]) -> str:
+    """The measured keys with their targets, one per line."""
+    lines = [f"{'key':<38} {'value':>12}  target", "-" * 64]
+    for keys in STAGES.values():
+        for key in keys:
+            if key not in result:
+                continue
+            value = result[key]
+            if isinstance(value, dict):  # step times in ms
+                shown = " ".join(f"{k}={v:.0f}" for k, v in value.items())
+            else:
+                shown = f"{value:12.3f}" if isinstance(value, float) else f"{json.dumps(value):>12}"
+            op, target = TARGETS.get(key, ("", ""))
+            mark = {True: "ok", False: "MISSED", None: ""}[result["met"].get(key)]
+            lines.append(f"{key:<38} {shown:>12}  {op} {target} {mark}".rstrip())
+    m = result["machine"]
+    lines.append(
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads; wall {result['wall_s']} s"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
