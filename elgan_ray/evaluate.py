@@ -27,7 +27,7 @@ import numpy as np
 from elgan_ray import metrics
 from elgan_ray.errors import UserError, run_cli
 
-DEFAULT_SIZE = (128, 256)  # (H, W): the training size of the `cpu` preset
+DEFAULT_SIZE = (64, 128)  # (H, W): the training size of the `cpu` preset (config.DataConfig)
 
 # The official exception texts, quoted in our messages so they can be searched for.
 LOAD_ERROR = "Fail to load json file of the prediction."
