@@ -82,15 +82,29 @@ def _take_lock(lock: Path) -> bool:
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        try:
-            if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
-                lock.unlink(missing_ok=True)  # its owner died; the next attempt takes it
-        except FileNotFoundError:
-            pass
+        if _lock_is_stale(lock):
+            lock.unlink(missing_ok=True)  # its owner died; the next attempt takes it
         return False
     with os.fdopen(fd, "w") as handle:
         handle.write(f"{socket.gethostname()} {os.getpid()}\n")
     return True
+
+
+def _lock_is_stale(lock: Path) -> bool:
+    """A lock is stale when its owner is a dead process on this host, or when nobody has refreshed it for long."""
+    try:
+        host, pid = lock.read_text().split()
+        age = time.time() - lock.stat().st_mtime
+    except (FileNotFoundError, ValueError):
+        return False  # vanished, or being written right now
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, owned by another user
+    return age > STALE_LOCK_SECONDS
 
 
 def _keep_fresh(lock: Path, stop: threading.Event) -> None:

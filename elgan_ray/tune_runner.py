@@ -49,13 +49,15 @@ def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: i
         cfg = settings.trial_config(point)
         configs.setdefault(pretrain_id(cfg, data_identity(settings.data_dir)), cfg.to_flat())
     pretrain_root = Path(settings.results_root) / "_pretrain"
-    missing = [flat for pid, flat in configs.items() if not is_finished(pretrain_root / pid)]
+    missing = {pid: flat for pid, flat in configs.items() if not is_finished(pretrain_root / pid)}
     print(f"pre-trainings: {len(configs)} needed, {len(configs) - len(missing)} already done", flush=True)
     if not missing:
         return
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(pretrain_trial, settings=settings), _trial_resources(settings)),
-        param_space={"flat": tune.grid_search(missing)},
+        tune.with_resources(
+            tune.with_parameters(pretrain_trial, settings=settings, configs=missing), _trial_resources(settings)
+        ),
+        param_space={"pretrain_id": tune.grid_search(sorted(missing))},  # what Tune's table shows
         tune_config=tune.TuneConfig(max_concurrent_trials=_concurrency(settings, max_concurrent)),
         run_config=tune.RunConfig(
             name=f"tune_pretrain_{int(time.time())}",
@@ -97,8 +99,8 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
 # -- the trial functions (run in Ray worker processes) -------------------------------------------------
 
 
-def pretrain_trial(config: dict[str, Any], settings: SweepSettings) -> None:
-    cfg = TrainConfig.from_flat(config["flat"], source="pre-training")
+def pretrain_trial(config: dict[str, Any], settings: SweepSettings, configs: dict[str, dict]) -> None:
+    cfg = TrainConfig.from_flat(configs[config["pretrain_id"]], source="pre-training")
     _limit_threads(settings)
     pretrained = ensure_pretrained(cfg, Path(settings.results_root), settings.data_dir, run=_runner(settings))
     tune.report({"pretrain": str(pretrained), **_last_main_row(pretrained)})
