@@ -1,0 +1,133 @@
+"""Sweeps on real Ray: the smoke stability study end to end, a killed driver resumed, and a 2-node cluster."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from elgan_ray.study_files import run_name
+
+SWEEP = [sys.executable, "-m", "elgan_ray.sweep"]
+RAY = str(Path(sys.executable).parent / "ray")
+# A small grid for the fault and cluster tests: 2 loss combinations x 2 seeds, 2 shared pre-trainings.
+SMALL_STUDY = """
+study: {name}
+description: a small grid for tests
+base: {base}
+scientific: {{loss.disc: [ce, emb]}}
+seeds: 2
+fixed: {{schedule.pretrain_g_steps: 4, schedule.gan_steps: 8, schedule.eval_every: 4}}
+tables: [losses]
+"""
+
+
+def test_run_names_say_what_differs():
+    flat = {"loss.gen": "emb", "loss.disc": "ce", "seed": 3, "optim.lr_g": 0.00012345}
+    assert run_name(flat, ("loss.gen", "loss.disc", "seed")) == "g=emb,d=ce,seed=3"
+    assert run_name(flat, ("optim.lr_g", "seed")) == "lr_g=0.000123,seed=3"
+
+
+def sweep_env():
+    # Each trial gets one CPU; one torch thread per trial keeps two trials from fighting over two cores.
+    return os.environ | {"OMP_NUM_THREADS": "1"}
+
+
+def small_study(tmp_path, name="small"):
+    base = Path(__file__).resolve().parent.parent / "search_spaces" / "base.yaml"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SMALL_STUDY.format(name=name, base=base))
+    return path
+
+
+def run_sweep(study, results, data, *extra, timeout=900):
+    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(results), "--data", str(data), *extra]
+    return subprocess.run(command, check=True, env=sweep_env(), timeout=timeout, capture_output=True, text=True)
+
+
+def key_columns(frame):
+    columns = ["trial_name", "kind", "phase", "step", "post", "accuracy", "fp", "fn", "f1", "status"]
+    return frame.sort_values(["trial_name", "step", "post"])[columns].reset_index(drop=True)
+
+
+@pytest.mark.ray
+def test_smoke_stability_sweep(tmp_path, tiny_dataset):
+    run_sweep("stability", tmp_path, tiny_dataset)
+    study = tmp_path / "stability"
+    evals = pd.read_csv(study / "evals.csv")
+    gan = evals[evals.kind == "gan"]
+    assert gan.trial_id.nunique() == 20  # 4 loss combinations x 5 seeds
+    assert sorted(gan.groupby(["gen_loss", "disc_loss"]).seed.nunique().tolist()) == [5, 5, 5, 5]
+    assert evals[evals.kind == "pretrain"].trial_id.nunique() == 5  # one shared pre-training per seed
+    assert len(list((tmp_path / "_pretrain").glob("seed*"))) == 5
+    assert set(gan.phase) == {"pretrain_d", "gan"} and set(evals.post) == {"basic", "basic++"}
+    assert not evals.duplicated(["trial_id", "step", "post"]).any()
+    assert len(list((study / "tb").iterdir())) == 25  # one TensorBoard run per trial and per baseline
+    for name in ("summary.csv", "table.md", "stability.png", "curves.png", "predictions.png"):
+        assert (study / name).exists(), name
+    index = pd.read_csv(tmp_path / "index.csv")
+    assert list(index.study) == ["stability"]
+
+
+@pytest.mark.ray
+def test_killed_sweep_resumes_with_the_same_rows(tmp_path, tiny_dataset):
+    study = small_study(tmp_path)
+    whole = run_sweep(study, tmp_path / "whole", tiny_dataset)
+    assert whole.returncode == 0
+    expected = pd.read_csv(tmp_path / "whole" / "small" / "evals.csv")
+
+    broken = tmp_path / "broken"
+    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(broken), "--data", str(tiny_dataset)]
+    driver = subprocess.Popen(
+        command, env=sweep_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    # Kill the driver (and its local Ray) once the GAN stage has started: some trials done, others not.
+    deadline = time.time() + 600
+    while time.time() < deadline and not list((broken / "small" / "runs").glob("*/evals.jsonl")):
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver's session holds its local Ray: all of it dies
+    driver.wait()
+
+    run_sweep(study, broken, tiny_dataset, "--resume")
+    resumed = pd.read_csv(broken / "small" / "evals.csv")
+    assert not resumed.duplicated(["trial_id", "step", "post"]).any()
+    pd.testing.assert_frame_equal(key_columns(resumed), key_columns(expected))
+
+
+@pytest.mark.ray
+def test_sweep_joins_a_two_node_cluster(tmp_path, tiny_dataset):
+    # Ray's socket paths must stay under 107 bytes: a short temp folder, not pytest's deep one.
+    env = sweep_env() | {"RAY_TMPDIR": tempfile.mkdtemp(prefix="ray", dir="/tmp")}
+    # Token authentication stays on: every node and the driver are given the cluster's token.
+    env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    head = subprocess.run(
+        [RAY, "start", "--head", "--port=6390", "--num-cpus=1", "--include-dashboard=false"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert head.returncode == 0, head.stderr
+    try:
+        worker = subprocess.run(
+            [RAY, "start", "--address=127.0.0.1:6390", "--num-cpus=1"], env=env, capture_output=True, text=True
+        )
+        assert worker.returncode == 0, worker.stderr
+        study = small_study(tmp_path, "cluster")
+        command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(tmp_path / "results")]
+        command += ["--data", str(tiny_dataset), "--address", "127.0.0.1:6390", "--max-concurrent", "2"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        evals = pd.read_csv(tmp_path / "results" / "cluster" / "evals.csv")
+        assert evals[evals.kind == "gan"].trial_id.nunique() == 4
+        assert evals[evals.kind == "pretrain"].trial_id.nunique() == 2
+        assert not evals.duplicated(["trial_id", "step", "post"]).any()
+    finally:
+        # Only this cluster's processes (they carry its temp folder in their arguments); `ray stop` would end
+        # every Ray on the machine.
+        subprocess.run(["pkill", "-9", "-f", env["RAY_TMPDIR"]], capture_output=True)
