@@ -113,14 +113,16 @@ def is_search(spec: SweepSpec) -> bool:
 def to_param_space(spec: SweepSpec, scientific_point: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Ray Tune param space of a grid study, or of one scientific point of a search study.
 
-    Grid: tune.grid_search over each scientific key and over `seed`; fixed keys as constants.
-    Search: the nuisance distributions, the scientific point and the fixed keys as constants, and no
-    `seed`: OptunaSearch refuses grid_search, so the sweep wraps it in Repeater(repeat=spec.seeds) and
-    takes the seed from `__trial_index__`; each scientific point is its own Tuner.
+    Grid: tune.grid_search over each scientific key and over `seed`.
+    Search: the nuisance distributions and the scientific point as constants, and no `seed`: OptunaSearch
+    refuses grid_search, so the sweep wraps it in Repeater(repeat=spec.seeds) and takes the seed from
+    `__trial_index__`; each scientific point is its own Tuner.
+    The fixed keys are not in the space: the sweep applies them to its base config (preset + fixed), so
+    trials' configs, Tune's tables and Optuna see only what varies.
     """
     from ray import tune  # here, so that loading and checking a study never imports Ray
 
-    space: dict[str, Any] = dict(spec.fixed)
+    space: dict[str, Any] = {}
     if not is_search(spec):
         if scientific_point is not None:
             raise ValueError("a grid study's param space covers all scientific points; pass none")

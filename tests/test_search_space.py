@@ -52,7 +52,7 @@ def test_study_plans():
     assert stability.scientific == {"loss.gen": ["ce", "emb"], "loss.disc": ["ce", "emb"]}
     assert stability.seeds == 5 and stability.tables == ("stability",) and not is_search(stability)
     assert load_spec("embedding").scientific == {"loss.emb_block": [3, 5, 7]}
-    assert load_spec("baseline").scientific == {"loss.gen": ["emb"]}
+    assert load_spec("baseline").scientific == {"loss.gen": ["emb"], "loss.disc": ["ce"]}
     optuna = load_spec("optuna")
     assert is_search(optuna) and optuna.num_samples == 8 and optuna.seeds == 2
     assert set(optuna.nuisance) >= {"loss.lambda", "optim.lr_g", "optim.lr_d", "schedule.gan_steps"}
@@ -73,12 +73,14 @@ def test_postprocessing_names_match_the_postprocessor():
     assert tuple(POSTS) == tuple(POSTPROCESSORS)
 
 
-def test_grid_param_space_is_grid_search_with_fixed_constants():
+def test_grid_param_space_is_grid_search_without_fixed_keys():
     spec = load_spec("stability")
     space = to_param_space(spec)
-    assert space["loss.gen"] == {"grid_search": ["ce", "emb"]}
-    assert space[SEED_KEY] == {"grid_search": [0, 1, 2, 3, 4]}
-    assert space["loss.lambda"] == 1.0 and space["loss.emb_block"] == 7
+    assert space == {
+        "loss.gen": {"grid_search": ["ce", "emb"]},
+        "loss.disc": {"grid_search": ["ce", "emb"]},
+        SEED_KEY: {"grid_search": [0, 1, 2, 3, 4]},
+    }  # the fixed keys (loss.lambda, loss.emb_block) are applied by the sweep to its base config
     with pytest.raises(ValueError):
         to_param_space(spec, {"loss.gen": "ce", "loss.disc": "ce"})
 
@@ -95,7 +97,7 @@ def test_search_param_space_maps_distributions_to_tune():
     assert (lr.lower, lr.upper) == (1.0e-4, 3.0e-3)
     assert isinstance(space["schedule.gan_steps"], Categorical)
     assert space["schedule.gan_steps"].categories == [200, 400, 800]
-    assert space["loss.gen"] == "emb"  # fixed keys are constants
+    assert not set(space) & set(spec.fixed)  # fixed keys stay out; the sweep applies them
 
     custom = _load(
         {"nuisance": {"loss.lambda": {"uniform": [0.5, 2]}, "schedule.eval_every": {"randint": [10, 20]}}},
