@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"results/train/{args.preset}-seed{cfg.seed}")
     settings = RunSettings(out_dir=str(out), data_dir=args.data, device=args.device, run_name=out.name)
     if (out / "checkpoint.pt").exists():
+        from elgan_ray.checkpoint import load_checkpoint
+
+        load_checkpoint(out / "checkpoint.pt", cfg.to_flat())  # a bad checkpoint fails here, in one line
         print(f"resuming from {out / 'checkpoint.pt'}", file=sys.stderr)
     result = train(cfg, settings, report=print_progress)
     print(json.dumps({"status": result.status, "step": result.step, **result.final}))
