@@ -68,6 +68,8 @@ def short_lane(root):
     path.write_text("\n".join([lines[0], json.dumps(record), *lines[2:]]) + "\n")
 
 
+FLOAT_AS_TEXT = "scientific: {loss.gen: [ce]}\nfixed: {optim.lr_g: 1e-5}\n"  # PyYAML reads 1e-5 as text
+
 CASES = {
     # evaluate: prediction and label files
     "eval-malformed-json": (lambda t, d: eval_files(t, [pred_line("a.jpg"), "{oops"]), "pred.json:2"),
@@ -215,7 +217,7 @@ CASES = {
         "loss.gen",
     ),
     "sweep-float-as-string": (
-        lambda t, d: ["elgan_ray.sweep", study_yaml(t, "scientific: {loss.gen: [ce]}\nfixed: {optim.lr_g: 1e-5}\n"), "--results", str(t / "r")],
+        lambda t, d: ["elgan_ray.sweep", study_yaml(t, FLOAT_AS_TEXT), "--results", str(t / "r")],
         "1.0e-5",
     ),
     "sweep-yaml-syntax": (
