@@ -144,6 +144,9 @@ def train(
     status = "ok"
     started = time.perf_counter()
 
+    def evaluate():
+        return validate(generator, val_images, val_maps, val_labels, device, cfg.eval.threshold, cfg.eval.min_area)
+
     # -- the loop ----------------------------------------------------------------------------------
     while position.phase is not None:
         images, labels = _batch(train_set, n_train, position.step, cfg, rank, world, device)
@@ -159,7 +162,11 @@ def train(
         position.phase_step += 1
 
         if not all(math.isfinite(v) for v in step_losses.values()):
-            status = "diverged"  # NaN or inf: nothing after this is meaningful; keep the record so far
+            # NaN or inf: nothing after this is meaningful. One last evaluation records where it happened
+            # (a diverged D leaves G intact; a diverged G scores what its NaN maps give: nothing).
+            status = "diverged"
+            if rank == 0:
+                log.evaluation(position.step, phase, evaluate(), {k: float(np.mean(v)) for k, v in losses.items() if v})
             final = {"accuracy": float("nan")}
             break
         if log is not None and position.step % 10 == 0:
@@ -173,9 +180,7 @@ def train(
         losses = {k: [] for k in losses}
         accuracy = float("nan")
         if rank == 0:
-            validation = validate(
-                generator, val_images, val_maps, val_labels, device, cfg.eval.threshold, cfg.eval.min_area
-            )
+            validation = evaluate()
             log.evaluation(position.step, phase, validation, mean_losses)
             final = {**validation.scores[MAIN_POST], "accuracy_basic": validation.scores["basic"]["accuracy"]}
             final |= {"line_width": validation.line_width, "label_width": validation.label_width}
