@@ -82,7 +82,8 @@ class RunLog:
     def _images(self, step: int, validation: Any) -> None:
         # One row per frame: frame | label | raw prediction, as HWC images TensorBoard shows side by side.
         label = np.repeat(validation.preview_label[..., None], 3, axis=-1) * 255
-        prob = np.repeat(validation.preview_prob[..., None], 3, axis=-1) * 255
+        # A diverged generator gives NaN maps: shown as black rather than as whatever a NaN cast yields.
+        prob = np.repeat(np.nan_to_num(validation.preview_prob, nan=0.0)[..., None], 3, axis=-1) * 255
         panels = np.concatenate([validation.preview_image, label.astype(np.uint8), prob.astype(np.uint8)], axis=2)
         self.writer.add_images("val/frame_label_prediction", panels, step, dataformats="NHWC")
         buffer = io.BytesIO()

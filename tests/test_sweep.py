@@ -1,4 +1,5 @@
-"""Sweeps on real Ray: the smoke stability study end to end, a killed driver resumed, and a 2-node cluster."""
+"""Sweeps on real Ray: the smoke stability study end to end, a killed driver resumed, killed trial processes
+restarted by Tune, and a 2-node cluster."""
 
 import os
 import secrets
@@ -75,29 +76,89 @@ def test_smoke_stability_sweep(tmp_path, tiny_dataset):
     assert list(index.study) == ["stability"]
 
 
-@pytest.mark.ray
-def test_killed_sweep_resumes_with_the_same_rows(tmp_path, tiny_dataset):
-    study = small_study(tmp_path)
-    whole = run_sweep(study, tmp_path / "whole", tiny_dataset)
-    assert whole.returncode == 0
-    expected = pd.read_csv(tmp_path / "whole" / "small" / "evals.csv")
+@pytest.fixture(scope="module")
+def uninterrupted_small_sweep(tmp_path_factory, tiny_dataset):
+    """The small study's evals.csv from a sweep nobody disturbed: what every fault test must end with."""
+    root = tmp_path_factory.mktemp("whole")
+    run_sweep(small_study(root), root / "results", tiny_dataset)
+    return pd.read_csv(root / "results" / "small" / "evals.csv")
 
-    broken = tmp_path / "broken"
-    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(broken), "--data", str(tiny_dataset)]
-    driver = subprocess.Popen(
+
+def start_sweep(study, results, data):
+    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(results), "--data", str(data)]
+    # Its own session: the driver and the local Ray it starts can be found, and killed, as one group.
+    return subprocess.Popen(
         command, env=sweep_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+
+def wait_for(condition, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not condition():
+        time.sleep(0.2)
+    assert condition(), "timed out"
+
+
+def gan_rows_written(results):
+    return sum(len(p.read_text().splitlines()) for p in (results / "small" / "runs").glob("*/evals.jsonl"))
+
+
+@pytest.mark.ray
+def test_killed_sweep_resumes_with_the_same_rows(tmp_path, tiny_dataset, uninterrupted_small_sweep):
+    study = small_study(tmp_path)
+    broken = tmp_path / "broken"
+    driver = start_sweep(study, broken, tiny_dataset)
     # Kill the driver (and its local Ray) once the GAN stage has started: some trials done, others not.
-    deadline = time.time() + 600
-    while time.time() < deadline and not list((broken / "small" / "runs").glob("*/evals.jsonl")):
-        time.sleep(0.5)
+    wait_for(lambda: gan_rows_written(broken) > 0)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver's session holds its local Ray: all of it dies
     driver.wait()
 
     run_sweep(study, broken, tiny_dataset, "--resume")
     resumed = pd.read_csv(broken / "small" / "evals.csv")
     assert not resumed.duplicated(["trial_id", "step", "post"]).any()
-    pd.testing.assert_frame_equal(key_columns(resumed), key_columns(expected))
+    pd.testing.assert_frame_equal(key_columns(resumed), key_columns(uninterrupted_small_sweep))
+
+
+def trial_processes(ancestor: int) -> list[int]:
+    """Pids of the Tune trial processes (Ray names them ray::ImplicitFunc.train) under one process tree."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name is in parentheses and may hold spaces; the parent pid follows it.
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    found = []
+    for pid in parents:
+        node = pid
+        while node in parents and node != ancestor:
+            node = parents[node]
+        if node != ancestor:
+            continue
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ImplicitFunc.train"):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.ray
+def test_killed_trial_process_is_restarted_and_resumes(tmp_path, tiny_dataset, uninterrupted_small_sweep):
+    results = tmp_path / "results"
+    driver = start_sweep(small_study(tmp_path), results, tiny_dataset)
+    expected_rows = int((uninterrupted_small_sweep.kind == "gan").sum())
+    # Mid-run: the GAN trials have written evaluations but not all of them.
+    wait_for(lambda: gan_rows_written(results) > 0 and trial_processes(driver.pid))
+    killed = trial_processes(driver.pid)
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    assert gan_rows_written(results) < expected_rows  # they really died half way
+    assert driver.wait(timeout=900) == 0  # Tune restarted them and the sweep finished
+    evals = pd.read_csv(results / "small" / "evals.csv")
+    assert not evals.duplicated(["trial_id", "step", "post"]).any()
+    pd.testing.assert_frame_equal(key_columns(evals), key_columns(uninterrupted_small_sweep))
+    assert set(evals.status) == {"ok"}
 
 
 @pytest.mark.ray
