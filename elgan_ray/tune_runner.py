@@ -27,6 +27,9 @@ from elgan_ray.sweep import SweepSettings
 
 METRIC = "accuracy"  # basic++ validation accuracy, the paper's headline number
 TRIAL_RETRIES = 2  # a trial whose process dies is restarted this often, resuming from its checkpoint
+# A finished trial's process runs the next trial: no new process, no second torch import. Measured on the smoke
+# stability sweep here: 84 s -> 33 s of wall time for the same rows (every trial has the same resources).
+REUSE_TRIAL_PROCESSES = True
 
 
 def start_ray(address: str | None) -> None:
@@ -58,7 +61,9 @@ def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: i
             tune.with_parameters(pretrain_trial, settings=settings, configs=missing), _trial_resources(settings)
         ),
         param_space={"pretrain_id": tune.grid_search(sorted(missing))},  # what Tune's table shows
-        tune_config=tune.TuneConfig(max_concurrent_trials=_concurrency(settings, max_concurrent)),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=_concurrency(settings, max_concurrent), reuse_actors=REUSE_TRIAL_PROCESSES
+        ),
         run_config=tune.RunConfig(
             name=f"tune_pretrain_{int(time.time())}",
             storage_path=str(settings.study_dir),
@@ -199,7 +204,7 @@ def _concurrency(settings: SweepSettings, requested: int) -> int | None:
 def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int) -> tune.TuneConfig:
     concurrency = _concurrency(settings, max_concurrent)
     if not is_search(spec):
-        return tune.TuneConfig(max_concurrent_trials=concurrency)
+        return tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=REUSE_TRIAL_PROCESSES)
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
 
@@ -211,6 +216,7 @@ def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int) 
         search_alg=searcher,
         num_samples=spec.num_samples * spec.seeds,
         max_concurrent_trials=concurrency,
+        reuse_actors=REUSE_TRIAL_PROCESSES,
     )
 
 
