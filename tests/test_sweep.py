@@ -161,6 +161,35 @@ def test_killed_trial_process_is_restarted_and_resumes(tmp_path, tiny_dataset, u
     assert set(evals.status) == {"ok"}
 
 
+SEARCH_STUDY = """
+study: search
+description: a tiny Optuna search for tests
+base: {base}
+scientific: {{}}
+nuisance: {{loss.lambda: {{loguniform: [0.1, 10.0]}}, optim.lr_d: {{loguniform: [1.0e-4, 1.0e-2]}}}}
+num_samples: 2
+seeds: 2
+fixed: {{schedule.pretrain_g_steps: 4, schedule.gan_steps: 8, schedule.eval_every: 4}}
+tables: []
+"""
+
+
+@pytest.mark.ray
+def test_optuna_search_runs_each_proposal_once_per_seed(tmp_path, tiny_dataset):
+    base = Path(__file__).resolve().parent.parent / "search_spaces" / "base.yaml"
+    study = tmp_path / "search.yaml"
+    study.write_text(SEARCH_STUDY.format(base=base))
+    run_sweep(study, tmp_path / "results", tiny_dataset)
+    evals = pd.read_csv(tmp_path / "results" / "search" / "evals.csv")
+    gan = evals[evals.kind == "gan"]
+    assert gan.trial_id.nunique() == 4  # 2 Optuna proposals x 2 seeds
+    proposals = gan.groupby(["lambda", "cfg.optim.lr_d"]).seed.unique()
+    assert len(proposals) == 2 and all(sorted(seeds) == [0, 1] for seeds in proposals)
+    assert all(0.1 <= value <= 10.0 for value in gan["lambda"])  # drawn from the declared range
+    assert set(gan.status) == {"ok"}
+    assert (tmp_path / "results" / "search" / "summary.csv").exists()
+
+
 @pytest.mark.ray
 def test_sweep_joins_a_two_node_cluster(tmp_path, tiny_dataset):
     # Ray's socket paths must stay under 107 bytes: a short temp folder, not pytest's deep one.
