@@ -40,8 +40,10 @@ def test_splits_and_a_batch_through_a_dataloader(data_tiny):
 def test_image_is_rgb(data_tiny):
     import cv2
 
+    from elgan_ray.data.tusimple import read_frame
+
     dataset = TuSimpleDataset(data_tiny, "val", 72, 128)
-    bgr = cv2.imread(str(data_tiny / dataset.labels[0].raw_file))
+    bgr = read_frame(data_tiny / dataset.labels[0].raw_file, dataset.reduction)
     rgb = cv2.resize(bgr, (128, 72), interpolation=cv2.INTER_AREA)[..., ::-1]
     assert np.array_equal((dataset[0]["image"].permute(1, 2, 0).numpy() * 255).round(), rgb)
 
@@ -96,3 +98,17 @@ def test_bad_label_file_and_missing_split(data_tiny, tmp_path):
     (root / "label_data_0601.json").unlink()
     with pytest.raises(UserError, match="label_data_0601.json: label file of split 'val' not found"):
         TuSimpleDataset(root, "val", 32, 64)
+
+
+def test_reduced_decoding_matches_a_full_decode(data_tiny):
+    import cv2
+
+    from elgan_ray.data.tusimple import decode_reduction, read_frame
+
+    assert [decode_reduction(*size) for size in [(64, 128), (100, 200), (128, 256), (720, 1280)]] == [8, 4, 4, 1]
+    dataset = TuSimpleDataset(data_tiny, "val", 64, 128, cache=False)
+    full = read_frame(data_tiny / dataset.labels[0].raw_file)
+    expected = cv2.cvtColor(cv2.resize(full, (128, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    image, _ = dataset.load(0)
+    assert image.shape == expected.shape
+    assert np.abs(image.astype(int) - expected.astype(int)).mean() < 2  # of 255: the DCT scaling averages too

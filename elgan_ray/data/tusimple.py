@@ -17,17 +17,34 @@ from torch.utils.data import Dataset
 from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH, LaneLabel, load_split, render_lane_map
 from elgan_ray.errors import UserError
 
+# cv2 can decode a JPEG at 1/2, 1/4 or 1/8 of its size by scaling in the DCT domain: at 1/8 a frame decodes
+# 5-6x faster than at full size (1.5 ms against 8.5 ms here), and the scaling averages pixels like INTER_AREA.
+REDUCED_DECODE = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 
-def read_frame(path: str | Path) -> np.ndarray:
-    """A TuSimple frame as BGR uint8 (720, 1280, 3); UserError when it is unreadable or of another size."""
+
+def decode_reduction(height: int, width: int) -> int:
+    """The largest decode reduction that still leaves at least (height, width) pixels to resize from."""
+    fits = [r for r in REDUCED_DECODE if IMAGE_HEIGHT // r >= height and IMAGE_WIDTH // r >= width]
+    return max(fits, default=1)
+
+
+def read_frame(path: str | Path, reduction: int = 1) -> np.ndarray:
+    """A TuSimple frame as BGR uint8 (720/reduction, 1280/reduction, 3); UserError when it is unreadable or of
+    another size. At a reduction the size check is at that scale (a frame a few pixels off could pass)."""
     data = np.fromfile(path, np.uint8) if Path(path).is_file() else None
     if data is None:
         raise UserError(path, "image not found")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = cv2.imdecode(data, REDUCED_DECODE[reduction]) if data.size else None
     if image is None:
         raise UserError(path, "unreadable image (not a JPEG/PNG cv2 can decode)")
-    if image.shape[:2] != (IMAGE_HEIGHT, IMAGE_WIDTH):
-        rule = f"image is {image.shape[1]}x{image.shape[0]}, TuSimple frames are {IMAGE_WIDTH}x{IMAGE_HEIGHT}"
+    if image.shape[:2] != (-(-IMAGE_HEIGHT // reduction), -(-IMAGE_WIDTH // reduction)):
+        full = image if reduction == 1 else cv2.imdecode(data, cv2.IMREAD_COLOR)  # its true size, for the message
+        rule = f"image is {full.shape[1]}x{full.shape[0]}, TuSimple frames are {IMAGE_WIDTH}x{IMAGE_HEIGHT}"
         raise UserError(path, rule)
     return image
 
@@ -45,6 +62,7 @@ class TuSimpleDataset(Dataset):
         self.height, self.width, self.sigma = height, width, sigma
         self.labels: list[LaneLabel] = load_split(self.root, split, check_images=True)
         self.cache = cache
+        self.reduction = decode_reduction(height, width)
         self._images: dict[int, np.ndarray] = {}  # index -> (H, W, 3) uint8 RGB
         self._maps: dict[int, np.ndarray] = {}  # index -> (H, W) float32
 
@@ -56,7 +74,7 @@ class TuSimpleDataset(Dataset):
         if index in self._images:
             return self._images[index], self._maps[index]
         label = self.labels[index]
-        bgr = read_frame(self.root / label.raw_file)
+        bgr = read_frame(self.root / label.raw_file, self.reduction)
         # INTER_AREA averages the pixels a training pixel covers: no aliasing of thin far markings.
         small = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
         image = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
