@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from elgan_ray.data import synthetic
+from elgan_ray.data import render, synthetic
+from elgan_ray.data import scene as scenes
 from elgan_ray.data.labels import H_SAMPLES, load_split
 from elgan_ray.errors import UserError
 
@@ -61,18 +62,18 @@ def test_same_seed_same_bytes_other_seed_other_scenes(tmp_path, data_tiny):
 
 
 def test_labels_start_below_the_horizon_and_lanes_stay_apart():
-    bank = synthetic.TextureBank(0)
+    bank = render.TextureBank(0)
     for i in range(20):
         rng = np.random.default_rng([3, i])
-        scene = synthetic.sample_scene(rng, synthetic._sequence_look(np.random.default_rng(i)))
-        lanes = np.asarray(synthetic.scene_labels(scene))  # (L, 56)
+        scene = scenes.sample_scene(rng, scenes.sequence_look(np.random.default_rng(i)))
+        lanes = np.asarray(scenes.scene_labels(scene))  # (L, 56)
         assert 2 <= len(lanes) <= 5
         first = min(H_SAMPLES[np.flatnonzero(lane >= 0)[0]] for lane in lanes)
         assert first > scene.horizon + 10  # upper rows are -2, as in TuSimple
         both = (lanes[:-1] >= 0) & (lanes[1:] >= 0)
         gaps = np.abs(np.diff(lanes, axis=0))[both]
         assert gaps.min() >= 20  # >= 4 px at 256 wide: separable at the training size
-    assert synthetic.render_scene(scene, rng, bank).shape == (720, 1280, 3)
+    assert render.render_scene(scene, rng, bank).shape == (720, 1280, 3)
 
 
 def test_frames_are_not_trivial(data_tiny):
