@@ -204,6 +204,7 @@ def train(
         final = {k: v for k, v in (read_evals(out_dir) or [{}])[-1].items() if k not in ("step", "phase", "post")}
     if log is not None:
         status_record = {"status": status, "step": position.step, "train_seconds": seconds, "phases": list(phases)}
+        status_record["workers"] = world  # DDP ranks that trained this run (1: no Ray Train)
         log.finish(status_record, flat, final)
         log.close()
     return RunResult(status=status, step=position.step, final=final, train_seconds=seconds)

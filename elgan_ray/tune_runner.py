@@ -30,6 +30,12 @@ TRIAL_RETRIES = 2  # a trial whose process dies is restarted this often, resumin
 # A finished trial's process runs the next trial: no new process, no second torch import. Measured on the smoke
 # stability sweep here: 84 s -> 33 s of wall time for the same rows (every trial has the same resources).
 REUSE_TRIAL_PROCESSES = True
+# A trial whose Train workers hold the CPUs and GPUs needs somewhere to wait that takes none of theirs: a
+# fraction of a CPU would keep a 2-worker group off a 2-CPU machine (or a 4-CPU GPU node) for good. Ray
+# refuses a trial of no resources at all, so the waiting trials hold this custom resource instead; the local
+# Ray and cluster.yaml's head node declare it.
+DRIVER_RESOURCE = "elgan_trial_driver"
+DRIVER_SLOTS = 1000
 
 
 def start_ray(address: str | None) -> None:
@@ -37,7 +43,7 @@ def start_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, configure_logging=False)
+        ray.init(include_dashboard=False, configure_logging=False, resources={DRIVER_RESOURCE: DRIVER_SLOTS})
 
 
 def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: int) -> None:
@@ -182,7 +188,9 @@ def _limit_threads(settings: SweepSettings) -> None:
 def _trial_resources(settings: SweepSettings) -> dict[str, float]:
     if settings.workers_per_trial > 1:
         # The trial only launches and waits for its Train workers, which hold the real resources.
-        return {"CPU": 0.01}
+        if ray.cluster_resources().get(DRIVER_RESOURCE):
+            return {"CPU": 0, DRIVER_RESOURCE: 1}
+        return {"CPU": 0.01}  # a cluster that does not declare it: the best that fits anywhere
     return {"CPU": settings.cpus_per_worker, "GPU": settings.gpus_per_worker}
 
 

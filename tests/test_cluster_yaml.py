@@ -45,6 +45,9 @@ def test_cluster_yaml_passes_rays_schema():
     head = nodes[config["head_node_type"]]
     assert config["provider"]["type"] == "aws"
     assert head["resources"].get("GPU", 0) == 0 and head["max_workers"] == 0
+    from elgan_ray.tune_runner import DRIVER_RESOURCE
+
+    assert head["resources"][DRIVER_RESOURCE] >= 1  # multi-worker trials wait on the head, holding no GPU node
     workers = [n for name, n in nodes.items() if name != config["head_node_type"]]
     assert any(w["min_workers"] == 0 and w["max_workers"] >= 1 for w in workers)  # GPU workers autoscale from 0
     assert any(w["node_config"]["InstanceType"].startswith(("g", "p")) for w in workers)

@@ -6,10 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from studies import write_study
 
 from elgan_ray import files
 from elgan_ray.checkpoint import load_checkpoint, save_checkpoint
@@ -50,22 +50,9 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
 
 
-DIVERGING_STUDY = """
-study: diverging
-description: one sane and one absurd discriminator learning rate
-base: {base}
-scientific: {{optim.lr_d: [1.0e-3, 1.0e+30]}}
-seeds: 1
-fixed: {{schedule.pretrain_g_steps: 4, schedule.gan_steps: 8, schedule.eval_every: 4}}
-tables: [losses]
-"""
-
-
 @pytest.mark.ray
 def test_a_diverged_trial_is_recorded_and_the_sweep_finishes(tmp_path, tiny_dataset):
-    base = Path(__file__).resolve().parent.parent / "search_spaces" / "base.yaml"
-    study = tmp_path / "diverging.yaml"
-    study.write_text(DIVERGING_STUDY.format(base=base))
+    study = write_study(tmp_path, "diverging", {"optim.lr_d": [1.0e-3, 1.0e30]}, seeds=1)  # one sane, one absurd
     command = [sys.executable, "-m", "elgan_ray.sweep", str(study), "--preset", "smoke"]
     command += ["--results", str(tmp_path / "results"), "--data", str(tiny_dataset)]
     done = subprocess.run(command, env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True)

@@ -1,6 +1,7 @@
 """Sweeps on real Ray: the smoke stability study end to end, a killed driver resumed, killed trial processes
 restarted by Tune, and a 2-node cluster."""
 
+import json
 import os
 import secrets
 import signal
@@ -12,21 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from studies import write_study
 
 from elgan_ray.study_files import run_name
 
 SWEEP = [sys.executable, "-m", "elgan_ray.sweep"]
 RAY = str(Path(sys.executable).parent / "ray")
-# A small grid for the fault and cluster tests: 2 loss combinations x 2 seeds, 2 shared pre-trainings.
-SMALL_STUDY = """
-study: {name}
-description: a small grid for tests
-base: {base}
-scientific: {{loss.disc: [ce, emb]}}
-seeds: 2
-fixed: {{schedule.pretrain_g_steps: 4, schedule.gan_steps: 8, schedule.eval_every: 4}}
-tables: [losses]
-"""
 
 
 def test_run_names_say_what_differs():
@@ -41,10 +33,8 @@ def sweep_env():
 
 
 def small_study(tmp_path, name="small"):
-    base = Path(__file__).resolve().parent.parent / "search_spaces" / "base.yaml"
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(SMALL_STUDY.format(name=name, base=base))
-    return path
+    """2 loss combinations x 2 seeds: 4 GAN trials over 2 shared pre-trainings."""
+    return write_study(tmp_path, name, {"loss.disc": ["ce", "emb"]}, seeds=2)
 
 
 def run_sweep(study, results, data, *extra, timeout=900):
@@ -161,24 +151,10 @@ def test_killed_trial_process_is_restarted_and_resumes(tmp_path, tiny_dataset, u
     assert set(evals.status) == {"ok"}
 
 
-SEARCH_STUDY = """
-study: search
-description: a tiny Optuna search for tests
-base: {base}
-scientific: {{}}
-nuisance: {{loss.lambda: {{loguniform: [0.1, 10.0]}}, optim.lr_d: {{loguniform: [1.0e-4, 1.0e-2]}}}}
-num_samples: 2
-seeds: 2
-fixed: {{schedule.pretrain_g_steps: 4, schedule.gan_steps: 8, schedule.eval_every: 4}}
-tables: []
-"""
-
-
 @pytest.mark.ray
 def test_optuna_search_runs_each_proposal_once_per_seed(tmp_path, tiny_dataset):
-    base = Path(__file__).resolve().parent.parent / "search_spaces" / "base.yaml"
-    study = tmp_path / "search.yaml"
-    study.write_text(SEARCH_STUDY.format(base=base))
+    nuisance = {"loss.lambda": {"loguniform": [0.1, 10.0]}, "optim.lr_d": {"loguniform": [1.0e-4, 1.0e-2]}}
+    study = write_study(tmp_path, "search", {}, seeds=2, nuisance=nuisance, num_samples=2, tables=[])
     run_sweep(study, tmp_path / "results", tiny_dataset)
     evals = pd.read_csv(tmp_path / "results" / "search" / "evals.csv")
     gan = evals[evals.kind == "gan"]
@@ -188,6 +164,21 @@ def test_optuna_search_runs_each_proposal_once_per_seed(tmp_path, tiny_dataset):
     assert all(0.1 <= value <= 10.0 for value in gan["lambda"])  # drawn from the declared range
     assert set(gan.status) == {"ok"}
     assert (tmp_path / "results" / "search" / "summary.csv").exists()
+
+
+@pytest.mark.ray
+def test_a_trial_on_two_train_workers_fits_a_two_cpu_machine(tmp_path, tiny_dataset):
+    # On 2 cores, 2 workers x 1 CPU take every CPU of the local Ray: the waiting Tune trials must hold none.
+    study = write_study(tmp_path, "one", {}, seeds=1, fixed={"optim.batch_size": 4})
+    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(tmp_path), "--data", str(tiny_dataset)]
+    done = subprocess.run(
+        [*command, "--workers-per-trial", "2"], env=sweep_env(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    evals = pd.read_csv(tmp_path / "one" / "evals.csv")
+    assert len(evals[evals.kind == "gan"]) == 6 and set(evals.status) == {"ok"}  # 3 evaluations x 2 posts
+    for status in [*(tmp_path / "one" / "runs").glob("*/status.json"), *(tmp_path / "_pretrain").glob("*/status.json")]:
+        assert json.loads(status.read_text())["workers"] == 2, status
 
 
 @pytest.mark.ray

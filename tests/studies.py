@@ -1,0 +1,22 @@
+"""Small study files for the sweep tests: a few steps over search_spaces/base.yaml.
+
+Imported by the test modules (pytest puts tests/ on the path); not a conftest fixture because module-scoped
+fixtures and plain helpers need it too.
+"""
+
+from pathlib import Path
+
+import yaml
+
+QUICK_SCHEDULE = {"schedule.pretrain_g_steps": 4, "schedule.gan_steps": 8, "schedule.eval_every": 4}
+
+
+def write_study(folder, name: str, scientific: dict, seeds: int, **fields):
+    """A study YAML over search_spaces/base.yaml with a few-step schedule; `fixed` entries add to that schedule."""
+    base = Path(__file__).resolve().parent.parent / "search_spaces" / "base.yaml"
+    fixed = QUICK_SCHEDULE | fields.pop("fixed", {})
+    doc = {"study": name, "description": f"{name}: a study for tests", "base": str(base), "scientific": scientific}
+    doc |= {"seeds": seeds, "fixed": fixed, "tables": ["losses"]} | fields
+    path = Path(folder) / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
