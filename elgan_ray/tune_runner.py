@@ -67,15 +67,8 @@ def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: i
             tune.with_parameters(pretrain_trial, settings=settings, configs=missing), _trial_resources(settings)
         ),
         param_space={"pretrain_id": tune.grid_search(sorted(missing))},  # what Tune's table shows
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=_concurrency(settings, max_concurrent), reuse_actors=REUSE_TRIAL_PROCESSES
-        ),
-        run_config=tune.RunConfig(
-            name=f"tune_pretrain_{int(time.time())}",
-            storage_path=str(settings.study_dir),
-            failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
-            verbose=1,
-        ),
+        tune_config=_tune_config(spec, settings, max_concurrent),  # a grid study's: pre-trainings are grid-only
+        run_config=_run_config(f"tune_pretrain_{int(time.time())}", settings),
     )
     _raise_on_errors(tuner.fit(), "pre-training")
 
@@ -94,12 +87,7 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
                 trainable,
                 param_space=to_param_space(spec, point),
                 tune_config=_tune_config(spec, settings, max_concurrent),
-                run_config=tune.RunConfig(
-                    name=name,
-                    storage_path=str(settings.study_dir),
-                    failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
-                    verbose=1,
-                ),
+                run_config=_run_config(name, settings),
             )
         results = tuner.fit()
         failed = [r for r in results if r.error is not None]
@@ -225,6 +213,16 @@ def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int) 
         num_samples=spec.num_samples * spec.seeds,
         max_concurrent_trials=concurrency,
         reuse_actors=REUSE_TRIAL_PROCESSES,
+    )
+
+
+def _run_config(name: str, settings: SweepSettings) -> tune.RunConfig:
+    """Tune's record of one Tuner in the study folder; a trial whose process dies is retried."""
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(settings.study_dir),
+        failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
+        verbose=1,
     )
 
 
