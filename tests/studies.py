@@ -1,9 +1,11 @@
-"""Small study files for the sweep tests: a few steps over search_spaces/base.yaml.
+"""Small study files for the sweep tests (a few steps over search_spaces/base.yaml) and the command that runs them.
 
 Imported by the test modules (pytest puts tests/ on the path); not a conftest fixture because module-scoped
 fixtures and plain helpers need it too.
 """
 
+import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -20,3 +22,14 @@ def write_study(folder, name: str, scientific: dict, seeds: int, **fields):
     path = Path(folder) / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def sweep_command(study, results, data, *extra) -> list[str]:
+    """`python -m elgan_ray.sweep STUDY --preset smoke --results RESULTS --data DATA [extra...]`."""
+    command = [sys.executable, "-m", "elgan_ray.sweep", str(study), "--preset", "smoke"]
+    return command + ["--results", str(results), "--data", str(data), *extra]
+
+
+def sweep_env() -> dict[str, str]:
+    # Each trial gets one CPU; one torch thread per trial keeps two trials from fighting over two cores.
+    return os.environ | {"OMP_NUM_THREADS": "1"}

@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from studies import write_study
+from studies import sweep_command, sweep_env, write_study
 
 from elgan_ray import files
 from elgan_ray.checkpoint import load_checkpoint, save_checkpoint
@@ -53,9 +53,8 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypa
 @pytest.mark.ray
 def test_a_diverged_trial_is_recorded_and_the_sweep_finishes(tmp_path, tiny_dataset):
     study = write_study(tmp_path, "diverging", {"optim.lr_d": [1.0e-3, 1.0e30]}, seeds=1)  # one sane, one absurd
-    command = [sys.executable, "-m", "elgan_ray.sweep", str(study), "--preset", "smoke"]
-    command += ["--results", str(tmp_path / "results"), "--data", str(tiny_dataset)]
-    done = subprocess.run(command, env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    command = sweep_command(study, tmp_path / "results", tiny_dataset)
+    done = subprocess.run(command, env=sweep_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "results" / "diverging"
     evals = pd.read_csv(folder / "evals.csv")

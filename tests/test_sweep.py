@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from studies import write_study
+from studies import sweep_command, sweep_env, write_study
 
 from elgan_ray.study_files import run_name
 
-SWEEP = [sys.executable, "-m", "elgan_ray.sweep"]
 RAY = str(Path(sys.executable).parent / "ray")
 
 
@@ -27,18 +26,13 @@ def test_run_names_say_what_differs():
     assert run_name(flat, ("optim.lr_g", "seed")) == "lr_g=0.000123,seed=3"
 
 
-def sweep_env():
-    # Each trial gets one CPU; one torch thread per trial keeps two trials from fighting over two cores.
-    return os.environ | {"OMP_NUM_THREADS": "1"}
-
-
 def small_study(tmp_path, name="small"):
     """2 loss combinations x 2 seeds: 4 GAN trials over 2 shared pre-trainings."""
     return write_study(tmp_path, name, {"loss.disc": ["ce", "emb"]}, seeds=2)
 
 
 def run_sweep(study, results, data, *extra, timeout=900):
-    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(results), "--data", str(data), *extra]
+    command = sweep_command(study, results, data, *extra)
     return subprocess.run(command, check=True, env=sweep_env(), timeout=timeout, capture_output=True, text=True)
 
 
@@ -75,7 +69,7 @@ def uninterrupted_small_sweep(tmp_path_factory, tiny_dataset):
 
 
 def start_sweep(study, results, data):
-    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(results), "--data", str(data)]
+    command = sweep_command(study, results, data)
     # Its own session: the driver and the local Ray it starts can be found, and killed, as one group.
     return subprocess.Popen(
         command, env=sweep_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -170,10 +164,8 @@ def test_optuna_search_runs_each_proposal_once_per_seed(tmp_path, tiny_dataset):
 def test_a_trial_on_two_train_workers_fits_a_two_cpu_machine(tmp_path, tiny_dataset):
     # On 2 cores, 2 workers x 1 CPU take every CPU of the local Ray: the waiting Tune trials must hold none.
     study = write_study(tmp_path, "one", {}, seeds=1, fixed={"optim.batch_size": 4})
-    command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(tmp_path), "--data", str(tiny_dataset)]
-    done = subprocess.run(
-        [*command, "--workers-per-trial", "2"], env=sweep_env(), capture_output=True, text=True, timeout=600
-    )
+    command = sweep_command(study, tmp_path, tiny_dataset, "--workers-per-trial", "2")
+    done = subprocess.run(command, env=sweep_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     evals = pd.read_csv(tmp_path / "one" / "evals.csv")
     assert len(evals[evals.kind == "gan"]) == 6 and set(evals.status) == {"ok"}  # 3 evaluations x 2 posts
@@ -200,8 +192,8 @@ def test_sweep_joins_a_two_node_cluster(tmp_path, tiny_dataset):
         )
         assert worker.returncode == 0, worker.stderr
         study = small_study(tmp_path, "cluster")
-        command = [*SWEEP, str(study), "--preset", "smoke", "--results", str(tmp_path / "results")]
-        command += ["--data", str(tiny_dataset), "--address", "127.0.0.1:6390", "--max-concurrent", "2"]
+        command = sweep_command(study, tmp_path / "results", tiny_dataset, "--address", "127.0.0.1:6390")
+        command += ["--max-concurrent", "2"]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         evals = pd.read_csv(tmp_path / "results" / "cluster" / "evals.csv")
