@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from elgan_ray.report import BASELINE, MAIN_POST, final_rows, group_order, with_groups  # noqa: E402
+from elgan_ray.study_frame import BASELINE, MAIN_POST, final_rows, group_order, with_groups  # noqa: E402
 
 STATUS_STYLE = {  # marker and colour of a trial's final point by its status
     "ok": ("o", "0.35"),
