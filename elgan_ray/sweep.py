@@ -13,44 +13,15 @@ import argparse
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from elgan_ray.config import PRESETS, TrainConfig, preset
+from elgan_ray.config import PRESETS, preset
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.search_space import SweepSpec, grid_points, is_search, load_spec
 from elgan_ray.study_files import gather_evals, write_study_record
-
-SEED_KEY = "seed"
-REPEAT_INDEX = "__trial_index__"  # Repeater's repeat number: our seed in a search study
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """What every trial of a sweep needs besides its own config; passed to trials with tune.with_parameters."""
-
-    study: str
-    results_root: str  # absolute; on a cluster, storage every node sees
-    base_flat: dict[str, Any]  # the preset with the study's fixed keys applied
-    varying: tuple[str, ...]  # config keys that differ between trials: they name trials and TensorBoard runs
-    data_dir: str | None
-    workers_per_trial: int
-    cpus_per_worker: float
-    gpus_per_worker: float
-    cluster: bool = False  # joined an existing (possibly autoscaling) cluster
-
-    @property
-    def study_dir(self) -> Path:
-        return Path(self.results_root) / self.study
-
-    def trial_config(self, config: dict[str, Any]) -> TrainConfig:
-        flat = {k: v for k, v in config.items() if k != REPEAT_INDEX}
-        if REPEAT_INDEX in config:
-            flat[SEED_KEY] = int(config[REPEAT_INDEX])
-        base = TrainConfig.from_flat(self.base_flat, source=self.study)
-        return base.with_flat(flat, source=f"trial of {self.study}")
+from elgan_ray.sweep_settings import SEED_KEY, SweepSettings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -23,7 +23,7 @@ from elgan_ray.pretrain import data_identity, ensure_pretrained, is_finished, pr
 from elgan_ray.run_log import write_status
 from elgan_ray.search_space import SweepSpec, grid_points, is_search, scientific_points, to_param_space
 from elgan_ray.study_files import run_name, write_run_file
-from elgan_ray.sweep import SweepSettings
+from elgan_ray.sweep_settings import SweepSettings
 
 METRIC = "accuracy"  # basic++ validation accuracy, the paper's headline number
 TRIAL_RETRIES = 2  # a trial whose process dies is restarted this often, resuming from its checkpoint

@@ -1,0 +1,42 @@
+"""A sweep's settings: what every trial needs besides its own config, and its TrainConfig from a Tune config.
+
+The command (sweep.py) builds them; the Tune edge (tune_runner.py) hands them to every trial. They sit below
+both, so that neither of the two imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from elgan_ray.config import TrainConfig
+
+SEED_KEY = "seed"
+REPEAT_INDEX = "__trial_index__"  # Repeater's repeat number: our seed in a search study
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every trial of a sweep needs besides its own config; passed to trials with tune.with_parameters."""
+
+    study: str
+    results_root: str  # absolute; on a cluster, storage every node sees
+    base_flat: dict[str, Any]  # the preset with the study's fixed keys applied
+    varying: tuple[str, ...]  # config keys that differ between trials: they name trials and TensorBoard runs
+    data_dir: str | None
+    workers_per_trial: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    cluster: bool = False  # joined an existing (possibly autoscaling) cluster
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.results_root) / self.study
+
+    def trial_config(self, config: dict[str, Any]) -> TrainConfig:
+        flat = {k: v for k, v in config.items() if k != REPEAT_INDEX}
+        if REPEAT_INDEX in config:
+            flat[SEED_KEY] = int(config[REPEAT_INDEX])
+        base = TrainConfig.from_flat(self.base_flat, source=self.study)
+        return base.with_flat(flat, source=f"trial of {self.study}")
