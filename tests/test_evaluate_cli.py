@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_metrics import random_image
 
-from elgan_ray import evaluate, reference_eval
+from elgan_ray import evaluate, reference_eval, tusimple_json
 from elgan_ray.errors import UserError, run_cli
 
 
@@ -262,7 +262,7 @@ def test_fast_array_reader_agrees_with_json(nested):
         span = text.strip(" ").encode()
         if not span.startswith(b"[") or not span.endswith(b"]") or not set(span) <= set(b"[]-.0123456789, "):
             continue  # the regex never cuts out such a span
-        fast = evaluate._parse_arrays([span], nested)
+        fast = tusimple_json._parse_arrays([span], nested)
         expected = _json_arrays(text, nested)
         if fast is None:
             simple = expected is not None and all(
