@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from elgan_ray import bench
+from elgan_ray.bench.__main__ import main
 
 
 def test_help_and_subset_writes_its_keys(tmp_path):
@@ -13,7 +13,7 @@ def test_help_and_subset_writes_its_keys(tmp_path):
 
     out = tmp_path / "bench.json"
     argv = ["--quick", "--only", "postprocess,render", "--out", str(out), "--work", str(tmp_path / "work")]
-    assert bench.main(argv) == 0
+    assert main(argv) == 0
     result = json.loads(out.read_text())
     for key in ("postprocess_ms_train_size", "postprocess_ms_720p", "render_ms"):
         assert isinstance(result[key], float) and result[key] > 0, key

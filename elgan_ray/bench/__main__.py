@@ -3,6 +3,9 @@
 One run measures every stage (medians of several repetitions), describes the machine, prints a table and
 writes one JSON object. A stage whose module is missing or that fails writes null for its keys and the
 reason under `notes`, so one broken piece never hides the other numbers. `--only` runs a subset.
+
+This module is the command (the stages, their targets, the table and the JSON); the measurements are the
+package's other modules, one per group of stages (see __init__.py).
 """
 
 from __future__ import annotations
@@ -82,19 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     import torch
 
-    from elgan_ray import bench_stages
+    from elgan_ray.bench import harness
 
     torch.set_num_threads(args.threads)
-    b = bench_stages.Bench(work=work, quick=args.quick, threads=args.threads)
-    result: dict[str, Any] = {"machine": bench_stages.machine(args.threads), "quick": args.quick}
+    b = harness.Bench(work=work, quick=args.quick, threads=args.threads)
+    result: dict[str, Any] = {"machine": harness.machine(args.threads), "quick": args.quick}
     seconds: dict[str, float] = {}
     try:
         for stage in stages:
-            bench_stages.log(f"{stage} ...")
+            harness.log(f"{stage} ...")
             t0 = time.perf_counter()
             result |= run_stage(stage, b)
             seconds[stage] = round(time.perf_counter() - t0, 1)
-            bench_stages.log(f"{stage} done in {seconds[stage]} s")
+            harness.log(f"{stage} done in {seconds[stage]} s")
     finally:
         if "ray" in sys.modules and sys.modules["ray"].is_initialized():
             sys.modules["ray"].shutdown()
@@ -112,16 +115,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_stage(stage: str, b: Any) -> dict[str, Any]:
     """The stage's keys; null for each, and the reason in notes, when it cannot run here or fails."""
-    from elgan_ray import bench_stages
+    from elgan_ray.bench import evaluator, gpu, harness, label_maps, ray_stages, step
 
+    module = {"evaluator": evaluator, "postprocess": label_maps, "render": label_maps, "step": step}
+    module |= {"pretrain_sharing": step, "tune": ray_stages, "ddp": ray_stages, "sweep": ray_stages, "gpu": gpu}
     try:
-        measured = getattr(bench_stages, f"stage_{stage}")(b)
+        measured = getattr(module[stage], f"stage_{stage}")(b)
     except ImportError as error:  # a module that has not landed yet
         b.notes[stage] = f"skipped: {error.__class__.__name__}: {error}"
         return dict.fromkeys(STAGES[stage])
     except Exception as error:  # one failing stage must not lose the others' numbers
         tail = traceback.format_exc(limit=4)[-1500:]
-        bench_stages.log(f"{stage} failed: {tail}")
+        harness.log(f"{stage} failed: {tail}")
         b.notes[stage] = f"failed: {error.__class__.__name__}: {error}"[:1500]
         return dict.fromkeys(STAGES[stage])
     return dict.fromkeys(STAGES[stage]) | measured
