@@ -19,8 +19,8 @@ from typing import Any
 
 from elgan_ray.config import PRESETS, preset
 from elgan_ray.errors import UserError, run_cli
-from elgan_ray.search_space import SweepSpec, grid_points, is_search, load_spec
 from elgan_ray.study_files import gather_evals, write_study_record
+from elgan_ray.study_spec import SweepSpec, grid_points, is_search, load_spec
 from elgan_ray.sweep_settings import SEED_KEY, SweepSettings
 
 

@@ -21,8 +21,9 @@ from ray import tune
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.pretrain import data_identity, ensure_pretrained, is_finished, pretrain_id
 from elgan_ray.run_log import write_status
-from elgan_ray.search_space import SweepSpec, grid_points, is_search, scientific_points, to_param_space
+from elgan_ray.search_space import to_param_space
 from elgan_ray.study_files import run_name, write_run_file
+from elgan_ray.study_spec import SweepSpec, grid_points, is_search, scientific_points
 from elgan_ray.sweep_settings import SweepSettings
 
 METRIC = "accuracy"  # basic++ validation accuracy, the paper's headline number

@@ -1,5 +1,6 @@
-"""Study files: every shipped study loads, grids have the planned size, and bad files fail with one line
-naming the file and the key (or the YAML line). Ray Tune's sample classes are imported; Ray is not started."""
+"""Study files (study_spec.py) and their Tune param spaces (search_space.py): every shipped study loads, grids
+have the planned size, and bad files fail with one line naming the file and the key (or the YAML line). Ray
+Tune's sample classes are imported; Ray is not started."""
 
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import yaml
 
 from elgan_ray.config import TrainConfig, flat_keys
 from elgan_ray.errors import UserError
-from elgan_ray.search_space import (
+from elgan_ray.search_space import to_param_space
+from elgan_ray.study_spec import (
     POSTS,
     SEARCH_DIR,
     SEED_KEY,
@@ -16,7 +18,6 @@ from elgan_ray.search_space import (
     is_search,
     load_spec,
     scientific_points,
-    to_param_space,
 )
 
 STUDIES = ["stability", "lambda", "embedding", "losses", "baseline", "optuna"]

@@ -109,7 +109,7 @@ def sharing_ratio(flat: dict[str, Any], seeds: int, trials: int, t: dict[str, fl
 
 def stage_pretrain_sharing(b: Bench) -> dict[str, Any]:
     from elgan_ray.config import PRESETS
-    from elgan_ray.search_space import grid_points, load_spec
+    from elgan_ray.study_spec import grid_points, load_spec
 
     if not b.steps:
         stage_step(b)
