@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from elgan_ray import study_layout  # noqa: E402
 from elgan_ray.study_frame import BASELINE, MAIN_POST, final_rows, group_order, with_groups  # noqa: E402
 
 STATUS_STYLE = {  # marker and colour of a trial's final point by its status
@@ -140,7 +141,7 @@ def curves_figure(title: str, evals: pd.DataFrame) -> plt.Figure:
 def _load_previews(study_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     """Every runs/*/preview.npz, keyed by its trial_name (the npz's own key, else the folder name)."""
     previews = {}
-    for path in sorted(study_dir.glob("runs/*/preview.npz")):
+    for path in study_layout.run_files(study_dir, study_layout.PREVIEW_FILE):
         with np.load(path) as npz:
             arrays = {k: npz[k] for k in npz.files}
         name = str(arrays.pop("trial_name", path.parent.name))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.run_log import read_status
+from elgan_ray.study_layout import pretrain_root
 
-PRETRAIN_DIR = "_pretrain"
 STALE_LOCK_SECONDS = 300  # a lock not refreshed for this long belongs to a dead process
 REFRESH_SECONDS = 30
 
@@ -57,7 +57,7 @@ def ensure_pretrained(
 
     `run(cfg, run_settings, phases)` runs the loop: in this process, or on Ray Train workers.
     """
-    root = Path(results_root) / PRETRAIN_DIR
+    root = pretrain_root(results_root)
     root.mkdir(parents=True, exist_ok=True)
     pid = pretrain_id(cfg, data_identity(data_dir))
     final, staging, lock = root / pid, root / f"{pid}.partial", root / f"{pid}.lock"

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from elgan_ray import study_layout
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.files import atomic_write_text
 from elgan_ray.study_frame import (
@@ -83,9 +84,9 @@ def read_evals(path: Path) -> pd.DataFrame:
 
 def read_study(study_dir: Path, evals: pd.DataFrame) -> dict[str, Any]:
     """study.json, or what can be inferred without it (the folder name, the table forms from what varies)."""
-    path = study_dir / "study.json"
+    path = study_layout.study_file(study_dir)
     record = _read_json(path) if path.exists() else {}
-    started = datetime.fromtimestamp((study_dir / "evals.csv").stat().st_mtime, timezone.utc)
+    started = datetime.fromtimestamp(study_layout.evals_file(study_dir).stat().st_mtime, timezone.utc)
     inferred = {"study": study_dir.name, "description": "", "config_path": "", "preset": "unknown", "command": ""}
     inferred |= {"started": started.isoformat(timespec="seconds"), "finished": None, "wall_s": None}
     varying = varying_columns(evals)
@@ -108,12 +109,12 @@ def with_silent_runs(evals: pd.DataFrame, study_dir: Path) -> pd.DataFrame:
     """evals plus one metric-less row per GAN run that has a runs/*/run.json but no evaluation row (a trial that
     failed or diverged before its first evaluation), so that it is counted in its group, not dropped."""
     rows = []
-    for path in sorted(study_dir.glob("runs/*/run.json")):
+    for path in study_layout.run_files(study_dir, study_layout.RUN_FILE):
         run = _read_json(path)
         if str(run.get("trial_id")) in set(evals["trial_id"].astype(str)):
             continue
         config = run.get("config", {})
-        status_path = path.parent / "status.json"
+        status_path = path.parent / study_layout.STATUS_FILE
         status = _read_json(status_path).get("status", "failed") if status_path.exists() else "running"
         row = {"trial_id": run.get("trial_id"), "kind": "gan", "trial_name": run.get("trial_name", path.parent.name)}
         row |= {"seed": config.get("seed"), "status": status}
@@ -272,7 +273,7 @@ def write_tables(study_dir: Path, study: dict[str, Any], evals: pd.DataFrame) ->
 
 def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFrame) -> Path:
     """Add or replace this study run's row (key: study + started) in <results>/index.csv."""
-    path = results_root / "index.csv"
+    path = study_layout.index_file(results_root)
     best = summary.loc[summary["accuracy_mean"].idxmax()] if summary["accuracy_mean"].notna().any() else None
     row = {k: study.get(k) for k in INDEX_COLUMNS[:8]}
     row |= {"n_trials": int(summary["n_trials"].sum()), "n_diverged": int(summary["n_diverged"].sum())}
@@ -280,7 +281,7 @@ def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFram
     row |= {"best_accuracy_mean": None if best is None else round(float(best["accuracy_mean"]), 4)}
     results_root.mkdir(parents=True, exist_ok=True)
     # Two sweeps may finish at once: the lock makes their read-modify-write of the index one after the other.
-    with open(results_root / ".index.lock", "w") as lock:
+    with open(study_layout.index_lock(results_root), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         index = pd.DataFrame(columns=list(INDEX_COLUMNS))
         if path.exists() and path.stat().st_size:
@@ -301,13 +302,13 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str,
     from elgan_ray import plots  # matplotlib only once the inputs are known to be good
 
     study_dir = Path(study_dir)
-    evals = read_evals(study_dir / "evals.csv")
+    evals = read_evals(study_layout.evals_file(study_dir))
     study = read_study(study_dir, evals)
     evals = with_silent_runs(evals, study_dir)
     summary, written = write_tables(study_dir, study, evals)
     title = f"{study['study']} (preset {study['preset']})"
     written |= plots.write_figures(study_dir, title, evals, summary)
-    written["index.csv"] = update_index(Path(results_root or study_dir.parent), study, summary)
+    written["index.csv"] = update_index(Path(results_root or study_layout.results_root_of(study_dir)), study, summary)
     return written
 
 

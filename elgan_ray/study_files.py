@@ -1,11 +1,6 @@
-"""A study's folder: run names, each run's identity file, study.json, and the gathered evals.csv.
-
-<results>/<study>/
-  study.json          what ran, with which command and preset, when
-  runs/<name>/        one folder per GAN trial: run.json, evals.jsonl, status.json, checkpoint.pt, preview.npz
-  runs/baseline,seed=N/  a copy of the shared pre-training's preview (the baseline)
-  tb/<name>/          one TensorBoard run per trial, and one per baseline pre-training
-  evals.csv           every evaluation of every run, gathered from the runs' own evals.jsonl
+"""What the sweep writes into a study's folder: run names, each run's identity file (run.json), study.json,
+and evals.csv gathered from every run's own evals.jsonl, with the baselines' TensorBoard runs and previews
+copied in from the shared pre-trainings. Where each of them lies is study_layout.py's.
 """
 
 from __future__ import annotations
@@ -17,12 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from elgan_ray import study_layout
 from elgan_ray.files import atomic_write_text
-from elgan_ray.pretrain import PRETRAIN_DIR
 from elgan_ray.run_log import EVALS_NAME, PREVIEW_NAME, read_evals, read_status
 
-RUN_FILE = "run.json"
-STUDY_FILE = "study.json"
 # Short names for the keys the paper's tables are about; any other varying key keeps its last part.
 SHORT_NAMES = {"loss.gen": "g", "loss.disc": "d", "loss.lambda": "lambda", "loss.emb_block": "emb", "seed": "seed"}
 NAMED_COLUMNS = {
@@ -48,12 +41,12 @@ def baseline_name(seed: int) -> str:
 
 
 def write_run_file(out_dir: Path, record: dict[str, Any]) -> None:
-    atomic_write_text(out_dir / RUN_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / study_layout.RUN_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def write_study_record(study_dir: Path, record: dict[str, Any], keep_started: bool) -> None:
     """study.json; on --resume the first start time (and so the index row) is kept."""
-    path = study_dir / STUDY_FILE
+    path = study_layout.study_file(study_dir)
     if keep_started and path.exists():
         record = record | {"started": json.loads(path.read_text())["started"]}
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
@@ -63,14 +56,14 @@ def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) 
     """One row per (run, evaluation, post-processing) -> <study>/evals.csv; baselines' TensorBoard runs copied in."""
     rows: list[dict[str, Any]] = []
     pretrains: dict[str, int] = {}
-    for run_file in sorted((study_dir / "runs").glob(f"*/{RUN_FILE}")):
+    for run_file in study_layout.run_files(study_dir, study_layout.RUN_FILE):
         run = json.loads(run_file.read_text())
         rows += _run_rows(run_file.parent, run, "gan", run["trial_id"], run["trial_name"], varying)
         if run.get("pretrain_id"):
             pretrains[run["pretrain_id"]] = run["config"]["seed"]
     seeds = list(pretrains.values())
     for pid, seed in sorted(pretrains.items()):
-        pretrain_dir = results_root / PRETRAIN_DIR / pid
+        pretrain_dir = study_layout.pretrain_root(results_root) / pid
         name = baseline_name(seed) if seeds.count(seed) == 1 else f"baseline,{pid}"
         run = {"config": {"seed": seed}}
         rows += _run_rows(pretrain_dir, run, "pretrain", f"pretrain_{pid}", name, varying)
@@ -79,7 +72,7 @@ def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) 
     columns += ["phase", "step", "post", "accuracy", "fp", "fn", "f1", "status"]
     frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=columns + [c for c in frame.columns if c not in columns])
-    atomic_write_text(study_dir / "evals.csv", frame.to_csv(index=False))
+    atomic_write_text(study_layout.evals_file(study_dir), frame.to_csv(index=False))
     return frame
 
 
@@ -97,7 +90,7 @@ def _run_rows(
 
 def _copy_baseline(pretrain_dir: Path, study_dir: Path, name: str) -> None:
     """The study's own copy of a shared pre-training's TensorBoard run and preview, so the study folder is complete."""
-    tb_dir, run_dir = study_dir / "tb" / name, study_dir / "runs" / name
+    tb_dir, run_dir = study_layout.tb_dir(study_dir, name), study_layout.run_dir(study_dir, name)
     tb_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     for event_file in pretrain_dir.glob("events.out.tfevents.*"):

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from elgan_ray import study_layout
 from elgan_ray.config import PRESETS, preset
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.study_files import gather_evals, write_study_record
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec(args.study)
     base = preset(args.preset).with_flat(spec.fixed, source=spec.path)
     results_root = Path(args.results).resolve()
-    study_dir = results_root / spec.study
+    study_dir = study_layout.study_dir(results_root, spec.study)
     if study_dir.exists() and not args.resume:
         raise UserError(study_dir, "results of this study exist: pass --resume to continue, or move them away")
     if args.data:
@@ -106,14 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     record |= {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     record |= {"wall_s": round(time.perf_counter() - wall, 1)}
     write_study_record(study_dir, record, keep_started=args.resume)
-    print(f"{len(evals)} evaluation rows -> {study_dir / 'evals.csv'}", file=sys.stderr)
+    print(f"{len(evals)} evaluation rows -> {study_layout.evals_file(study_dir)}", file=sys.stderr)
 
     from elgan_ray.report import write_report
 
     written = write_report(study_dir, results_root)
     for name, path in written.items():
         print(f"{name}: {path}", file=sys.stderr)
-    print(f"TensorBoard: tensorboard --logdir {study_dir / 'tb'}", file=sys.stderr)
+    print(f"TensorBoard: tensorboard --logdir {study_layout.tb_root(study_dir)}", file=sys.stderr)
     return 0
 
 

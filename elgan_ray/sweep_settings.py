@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from elgan_ray import study_layout
 from elgan_ray.config import TrainConfig
 
 SEED_KEY = "seed"
@@ -32,7 +33,7 @@ class SweepSettings:
 
     @property
     def study_dir(self) -> Path:
-        return Path(self.results_root) / self.study
+        return study_layout.study_dir(self.results_root, self.study)
 
     def trial_config(self, config: dict[str, Any]) -> TrainConfig:
         flat = {k: v for k, v in config.items() if k != REPEAT_INDEX}

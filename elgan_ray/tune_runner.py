@@ -18,6 +18,8 @@ import ray
 import torch
 from ray import tune
 
+from elgan_ray import study_layout
+from elgan_ray.checkpoint import CHECKPOINT_NAME
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.pretrain import data_identity, ensure_pretrained, is_finished, pretrain_id
 from elgan_ray.run_log import write_status
@@ -58,7 +60,7 @@ def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: i
     for point in grid_points(spec):
         cfg = settings.trial_config(point)
         configs.setdefault(pretrain_id(cfg, data_identity(settings.data_dir)), cfg.to_flat())
-    pretrain_root = Path(settings.results_root) / "_pretrain"
+    pretrain_root = study_layout.pretrain_root(settings.results_root)
     missing = {pid: flat for pid, flat in configs.items() if not is_finished(pretrain_root / pid)}
     print(f"pre-trainings: {len(configs)} needed, {len(configs) - len(missing)} already done", flush=True)
     if not missing:
@@ -69,7 +71,7 @@ def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: i
         ),
         param_space={"pretrain_id": tune.grid_search(sorted(missing))},  # what Tune's table shows
         tune_config=_tune_config(spec, settings, max_concurrent),  # a grid study's: pre-trainings are grid-only
-        run_config=_run_config(f"tune_pretrain_{int(time.time())}", settings),
+        run_config=_run_config(study_layout.pretrain_tuner_name(int(time.time())), settings),
     )
     _raise_on_errors(tuner.fit(), "pre-training")
 
@@ -79,8 +81,8 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
     trainable = tune.with_resources(tune.with_parameters(gan_trial, settings=settings), _trial_resources(settings))
     points = [None] if not is_search(spec) else scientific_points(spec)
     for index, point in enumerate(points):
-        name = "tune" if point is None else f"tune_{index}"
-        path = settings.study_dir / name
+        name = study_layout.tuner_name(None if point is None else index)
+        path = study_layout.tuner_dir(settings.study_dir, name)
         if resume and tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
         else:
@@ -112,7 +114,7 @@ def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
     _limit_threads(settings)
     flat = cfg.to_flat()
     name = run_name(flat, settings.varying)
-    out_dir = settings.study_dir / "runs" / name
+    out_dir = study_layout.run_dir(settings.study_dir, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     pid = pretrain_id(cfg, data_identity(settings.data_dir))
     trial_id = tune.get_context().get_trial_id()
@@ -123,10 +125,10 @@ def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
         run_settings = RunSettings(
             out_dir=str(out_dir),
             data_dir=settings.data_dir,
-            tb_dir=str(settings.study_dir / "tb" / name),
+            tb_dir=str(study_layout.tb_dir(settings.study_dir, name)),
             run_name=name,
         )
-        run(cfg, run_settings, ("pretrain_d", "gan"), pretrained / "checkpoint.pt")
+        run(cfg, run_settings, ("pretrain_d", "gan"), pretrained / CHECKPOINT_NAME)
     except Exception:
         # Recorded for the report; re-raised so that Tune retries the trial, which then resumes.
         write_status(out_dir, {"status": "failed", "error": traceback.format_exc(limit=3)[-2000:]})
@@ -142,7 +144,8 @@ def _runner(settings: SweepSettings):
         from elgan_ray.distributed import fit_on_workers
 
         def run_distributed(cfg, run_settings, phases, init_generator=None):
-            name = f"{settings.study}/train/{tune.get_context().get_trial_id()}-{Path(run_settings.out_dir).name}"
+            trial_id = tune.get_context().get_trial_id()
+            name = study_layout.train_run_name(settings.study, trial_id, Path(run_settings.out_dir).name)
             fit_on_workers(cfg, run_settings, phases, init_generator, settings, name, inside_tune=True)
 
         return run_distributed

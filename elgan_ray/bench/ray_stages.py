@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from elgan_ray import study_layout
 from elgan_ray.bench.harness import SMOKE_TRAIN, Bench, log
 
 # A short run of the cpu-preset loop through all three phases: what tune_over_bare and the trial RSS time.
@@ -132,11 +133,12 @@ def stage_sweep(b: Bench) -> dict[str, Any]:
 def sweep_numbers(results: Path, concurrency: int) -> dict[str, Any]:
     """Efficiency of a finished stability sweep from its runs' status.json and study.json, and the measured
     compute of its shared pre-trainings against one pre-training per trial."""
-    from elgan_ray.run_log import read_status
+    from elgan_ray.run_log import STATUS_NAME, read_status
 
-    study = json.loads((results / "stability" / "study.json").read_text())
-    runs = [read_status(p.parent)["train_seconds"] for p in (results / "stability" / "runs").glob("*/status.json")]
-    pre = [read_status(p.parent)["train_seconds"] for p in (results / "_pretrain").glob("*/status.json")]
+    study_dir = study_layout.study_dir(results, "stability")
+    study = json.loads(study_layout.study_file(study_dir).read_text())
+    runs = [read_status(p.parent)["train_seconds"] for p in study_layout.run_files(study_dir, STATUS_NAME)]
+    pre = [read_status(p.parent)["train_seconds"] for p in study_layout.pretrain_root(results).glob(f"*/{STATUS_NAME}")]
     busy = sum(runs) + sum(pre)
     note = (
         f"smoke stability sweep, concurrency {concurrency}: {len(pre)} pre-trainings + {len(runs)} trials, "

@@ -1,0 +1,105 @@
+"""The layout of a results folder: every path the sweep, the trials, the report and the bench use under <results>/.
+
+<results>/
+  index.csv, .index.lock    one row per study run (report.update_index), and its writers' lock
+  _pretrain/<id>/           the shared generator pre-trainings, cached across studies (pretrain.py)
+  <study>/
+    study.json              what ran, with which command and preset, when
+    runs/<name>/            one folder per GAN trial: run.json, evals.jsonl, status.json, checkpoint.pt, preview.npz
+    runs/baseline,seed=N/   a copy of the shared pre-training's evals.jsonl and preview (the baseline)
+    tb/<name>/              one TensorBoard run per trial, and one per baseline pre-training
+    tune/, tune_<i>/        Ray Tune's record of the GAN trials (a search study: one Tuner per scientific point)
+    tune_pretrain_<time>/   Ray Tune's record of the pre-trainings a sweep computed
+    train/<trial>-<run>/    Ray Train's record of a run on several workers
+    evals.csv               every evaluation of every run, gathered from the runs' own evals.jsonl
+    summary.csv, final.csv, pairwise.csv, table.md/.tex, stability.png/.pdf, curves.png, predictions.png
+                            the report (report.py, plots.py)
+
+A run folder's own files are named by the modules that write them: run_log.py (evals.jsonl, status.json,
+preview.npz) and checkpoint.py (checkpoint.pt). Tune's and Train's folders are their records, not ours: the
+report reads evals.csv, study.json and runs/ only. Paths only, no I/O and no heavy imports, so that the report
+can use this module without torch, Ray or TensorBoard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PRETRAIN_DIR = "_pretrain"
+INDEX_FILE = "index.csv"
+STUDY_FILE = "study.json"
+EVALS_FILE = "evals.csv"
+RUNS_DIR = "runs"
+RUN_FILE = "run.json"
+TB_DIR = "tb"
+# Two files of a run folder that the report reads without importing run_log.py (it pulls in tensorboardX):
+# the names are run_log's STATUS_NAME and PREVIEW_NAME, and tests/test_study_layout.py checks that they agree.
+STATUS_FILE = "status.json"
+PREVIEW_FILE = "preview.npz"
+
+
+def study_dir(results_root: str | Path, study: str) -> Path:
+    return Path(results_root) / study
+
+
+def results_root_of(study_dir: Path) -> Path:
+    """The results root a study folder lies in (where index.csv and _pretrain/ are)."""
+    return Path(study_dir).parent
+
+
+def study_file(study_dir: Path) -> Path:
+    return Path(study_dir) / STUDY_FILE
+
+
+def evals_file(study_dir: Path) -> Path:
+    return Path(study_dir) / EVALS_FILE
+
+
+def run_dir(study_dir: Path, name: str) -> Path:
+    return Path(study_dir) / RUNS_DIR / name
+
+
+def run_files(study_dir: Path, file_name: str) -> list[Path]:
+    """runs/<name>/<file_name> of every run of a study that has one, sorted."""
+    return sorted(Path(study_dir).glob(f"{RUNS_DIR}/*/{file_name}"))
+
+
+def tb_root(study_dir: Path) -> Path:
+    """The folder to point TensorBoard at: every run of the study."""
+    return Path(study_dir) / TB_DIR
+
+
+def tb_dir(study_dir: Path, name: str) -> Path:
+    return tb_root(study_dir) / name
+
+
+def tuner_name(index: int | None) -> str:
+    """The GAN trials' Tuner: one per study, or (index) one per scientific point of a search study."""
+    return "tune" if index is None else f"tune_{index}"
+
+
+def pretrain_tuner_name(stamp: int) -> str:
+    """The Tuner of one sweep's pre-trainings, by its start time (each sweep computes only what is missing)."""
+    return f"tune_pretrain_{stamp}"
+
+
+def tuner_dir(study_dir: Path, name: str) -> Path:
+    """Where Tune keeps the Tuner `name`: Tuners are stored in the study folder (RunConfig.storage_path)."""
+    return Path(study_dir) / name
+
+
+def train_run_name(study: str, trial_id: str, run: str) -> str:
+    """Ray Train's name for a multi-worker run, relative to the results root (its storage_path)."""
+    return f"{study}/train/{trial_id}-{run}"
+
+
+def pretrain_root(results_root: str | Path) -> Path:
+    return Path(results_root) / PRETRAIN_DIR
+
+
+def index_file(results_root: str | Path) -> Path:
+    return Path(results_root) / INDEX_FILE
+
+
+def index_lock(results_root: str | Path) -> Path:
+    return Path(results_root) / ".index.lock"
