@@ -1,4 +1,5 @@
-"""The package's shape: imports between elgan_ray's modules go one way (no cycle).
+"""The package's shape: imports between elgan_ray's modules go one way (no cycle), and no module is over
+MAX_LINES lines (one past that is probably doing two jobs: split it by job, not by size).
 
 Every import counts, at the top of a module or inside a function: a lazy import is still a dependency that a
 reader follows. `import elgan_ray.a.b`, `from elgan_ray.a import b` (b a module, else the package a), relative
@@ -12,6 +13,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "elgan_ray"
+MAX_LINES = 400
 
 
 def modules(package: Path) -> dict[str, tuple[Path, bool]]:
@@ -124,3 +126,11 @@ def test_the_walk_finds_lazy_relative_and_by_name_cycles(tmp_path):
     assert find_cycle(graph) == ["elgan_ray.a", "elgan_ray.sub.c", "elgan_ray.b", "elgan_ray.a"]
     (package / "b.py").write_text("import elgan_ray\n")  # the cycle broken: b needs only the package
     assert find_cycle(import_graph(package)) is None
+
+
+def test_no_module_is_over_max_lines():
+    lengths = {
+        path.relative_to(PACKAGE.parent): len(path.read_text().splitlines()) for path, _ in modules(PACKAGE).values()
+    }
+    assert len(lengths) > 30
+    assert {str(path): n for path, n in lengths.items() if n > MAX_LINES} == {}
