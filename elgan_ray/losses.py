@@ -2,12 +2,18 @@
 
 Shapes: logits (B, 2, H, W) with class 1 = lane marking; label maps (B, 1, H, W) in [0, 1];
 patch scores (B, 1, h, w) as logits; embeddings (B, C, h, w) from one dense block of D.
+`generator_adversarial_loss` and `discriminator_loss` call D, but change nothing in it: they are the
+one place where the configured loss combination is turned into a number, for the training steps and
+for the health figures alike.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from elgan_ray.config import LossConfig
 
 
 def lane_probability(logits: torch.Tensor) -> torch.Tensor:
@@ -58,3 +64,46 @@ def discriminator_embedding_loss(
 ) -> torch.Tensor:
     """Eq. (5): L_disc = -L_emb; D learns to pull the embeddings of label and prediction apart."""
     return -embedding_loss(label_embedding, prediction_embedding, normalise)
+
+
+def discriminate(
+    discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor, prediction: torch.Tensor, emb_block: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """D sees label and prediction at the same time (the paper's Sec. 1): one forward of both for each image.
+
+    Returns (label scores, prediction scores, label embedding, prediction embedding), scores (B, 1, h, w).
+    D's BatchNorm layers therefore always normalise over labels and predictions together, in its own steps,
+    in the G steps and in the health figures alike; with pure batches of either (as in a GAN whose D sees real
+    or fake in turn) a small D's eval-mode decisions flip wholesale with its running statistics. One forward per
+    backward is also what DDP needs.
+    """
+    score, embedding = discriminator(torch.cat([images, images]), torch.cat([labels, prediction]), emb_block)
+    n = len(images)
+    return score[:n], score[n:], embedding[:n], embedding[n:]
+
+
+def generator_adversarial_loss(
+    discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor, prediction: torch.Tensor, cfg: LossConfig
+) -> torch.Tensor:
+    """G's L_adv of eq. (1): L_emb of eqs. (3, 4) (cfg.gen "emb") or the non-saturating BCE (cfg.gen "ce").
+
+    prediction (B, 1, H, W) is G's lane probability; the label's embedding is a constant (no gradient).
+    """
+    _, prediction_score, label_embedding, prediction_embedding = discriminate(
+        discriminator, images, labels, prediction, cfg.emb_block
+    )
+    if cfg.gen == "emb":
+        return embedding_loss(label_embedding.detach(), prediction_embedding, normalise=cfg.emb_norm == "rms")
+    return adversarial_loss(prediction_score, real=True)
+
+
+def discriminator_loss(
+    discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor, prediction: torch.Tensor, cfg: LossConfig
+) -> torch.Tensor:
+    """D's loss: BCE(D(y), 1) + BCE(D(G(x)), 0) (eq. 2, cfg.disc "ce") or -L_emb (eq. 5, cfg.disc "emb")."""
+    label_score, prediction_score, label_embedding, prediction_embedding = discriminate(
+        discriminator, images, labels, prediction, cfg.emb_block
+    )
+    if cfg.disc == "emb":
+        return discriminator_embedding_loss(label_embedding, prediction_embedding, normalise=cfg.emb_norm == "rms")
+    return adversarial_loss(label_score, real=True) + adversarial_loss(prediction_score, real=False)

@@ -63,16 +63,29 @@ class RunLog:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
-    def evaluation(self, step: int, phase: str, validation: Any, losses: dict[str, float]) -> list[dict]:
-        """Append one row per post-processing, and log scalars, images and the preview arrays."""
+    def evaluation(
+        self,
+        step: int,
+        phase: str,
+        phase_step: int,
+        validation: Any,
+        health: dict[str, float],
+        losses: dict[str, float],
+    ) -> list[dict]:
+        """Append one row per post-processing, and log scalars, images and the preview arrays.
+
+        `phase_step` counts the steps done in `phase` (runs whose pre-trainings stopped at different steps line
+        up on it); `losses` are the training losses since the last evaluation; `health` D's figures (health.py), empty
+        before D exists. Both go into every row, so each row of evals.csv carries the state of the experiment."""
         rows = []
         for post, scores in validation.scores.items():
-            row = {"step": step, "phase": phase, "post": post, **scores}
-            row |= {"line_width": validation.line_width, "label_width": validation.label_width, **losses}
+            row = {"step": step, "phase": phase, "phase_step": phase_step, "post": post, **scores}
+            row |= {"line_width": validation.line_width, "label_width": validation.label_width, **losses, **health}
             rows.append({k: _json_number(v) for k, v in row.items()})
             suffix = "" if post == MAIN_POST else f"_{post}"
             self.scalars(step, {f"val/{name}{suffix}": value for name, value in scores.items()})
         self.scalars(step, {"val/line_width": validation.line_width, "val/label_width": validation.label_width})
+        self.scalars(step, {f"health/{name}": value for name, value in health.items()})
         with open(self.out_dir / EVALS_NAME, "a") as handle:
             handle.write("".join(json.dumps(row) + "\n" for row in rows))
             handle.flush()

@@ -53,16 +53,14 @@ def mean_line_width(maps: np.ndarray, threshold: float) -> float:
 
 
 def validate(
-    generator: torch.nn.Module,
+    maps: np.ndarray,
     images: torch.Tensor,
     label_maps: torch.Tensor,
     labels: list[LaneLabel],
-    device: torch.device,
     threshold: float,
     min_area: int,
 ) -> Validation:
-    """Score the generator on validation frames (N, 3, H, W) with every post-processing."""
-    maps = predict_maps(generator, images, device)  # (N, H, W)
+    """Score a generator's maps (N, H, W) of validation frames (N, 3, H, W) with every post-processing."""
     kwargs = {"threshold": threshold} | ({"min_area": min_area} if min_area else {})
     scores = {}
     for post in POSTPROCESSORS:

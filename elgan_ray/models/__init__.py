@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from torch import nn
@@ -10,7 +12,15 @@ from elgan_ray.config import DiscriminatorConfig, GeneratorConfig
 from elgan_ray.models.discriminator import Discriminator
 from elgan_ray.models.tiramisu import Tiramisu
 
-__all__ = ["Discriminator", "Tiramisu", "build_discriminator", "build_generator", "count_conv3x3", "describe"]
+__all__ = [
+    "Discriminator",
+    "Tiramisu",
+    "batch_norm_statistics_kept",
+    "build_discriminator",
+    "build_generator",
+    "count_conv3x3",
+    "describe",
+]
 
 
 def build_generator(cfg: GeneratorConfig) -> Tiramisu:
@@ -41,3 +51,26 @@ def describe(generator_cfg: GeneratorConfig, discriminator_cfg: DiscriminatorCon
             "embedding_blocks": d.embedding_blocks,
         },
     }
+
+
+@contextmanager
+def batch_norm_statistics_kept(model: nn.Module) -> Iterator[None]:
+    """Run `model` in train mode without moving its BatchNorm running statistics.
+
+    Inside, each BatchNorm works on copies of its buffers, and the originals are put back on exit. Swapping
+    rather than copying values back matters: the forward passes inside may be differentiated after the block
+    ends, and autograd refuses tensors modified in place since they were used.
+    """
+    originals = [
+        (module, name, buffer)
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm)
+        for name, buffer in module.named_buffers(recurse=False)
+    ]
+    for module, name, buffer in originals:
+        setattr(module, name, buffer.clone())
+    try:
+        yield
+    finally:
+        for module, name, buffer in originals:
+            setattr(module, name, buffer)
