@@ -1,6 +1,9 @@
 """What the sweep writes into a study's folder: run names, each run's identity file (run.json), study.json,
 and evals.csv gathered from every run's own evals.jsonl, with the baselines' TensorBoard runs and previews
 copied in from the shared pre-trainings. Where each of them lies is study_layout.py's.
+
+evals.csv's `kind` says how a run trained (`pretrain` or `gan` phases) and its `role` what it is in the
+experiment (`baseline`, `control` or `gan`; trial_plan.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pandas as pd
 from elgan_ray import study_layout
 from elgan_ray.files import atomic_write_text
 from elgan_ray.run_log import EVALS_NAME, PREVIEW_NAME, read_evals, read_status
+from elgan_ray.trial_plan import ADVERSARY_KEYS, BASELINE, CONTROL, GAN, LAMBDA_KEY
 
 # Short names for the keys the paper's tables are about; any other varying key keeps its last part.
 SHORT_NAMES = {"loss.gen": "g", "loss.disc": "d", "loss.lambda": "lambda", "loss.emb_block": "emb", "seed": "seed"}
@@ -26,10 +30,13 @@ NAMED_COLUMNS = {
 }
 
 
-def run_name(flat: dict[str, Any], varying: tuple[str, ...]) -> str:
-    """A trial's name from what differs between trials, e.g. 'g=emb,d=ce,seed=3'."""
-    parts = []
+def run_name(flat: dict[str, Any], varying: tuple[str, ...], role: str = GAN) -> str:
+    """A trial's name from what differs between trials, e.g. 'g=emb,d=ce,seed=3'; a control's from what differs
+    between controls, e.g. 'control,seed=3' (it shares no name with a GAN trial)."""
+    parts = [CONTROL] if role == CONTROL else []
     for key in varying:
+        if role == CONTROL and (key in ADVERSARY_KEYS or key == LAMBDA_KEY):
+            continue
         value = flat[key]
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
         parts.append(f"{SHORT_NAMES.get(key, key.rsplit('.', 1)[-1])}={text}")
@@ -58,7 +65,8 @@ def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) 
     pretrains: dict[str, int] = {}
     for run_file in study_layout.run_files(study_dir, study_layout.RUN_FILE):
         run = json.loads(run_file.read_text())
-        rows += _run_rows(run_file.parent, run, "gan", run["trial_id"], run["trial_name"], varying)
+        role = run.get("role", GAN)  # run.json written before controls existed: a GAN trial
+        rows += _run_rows(run_file.parent, run, "gan", role, run["trial_id"], run["trial_name"], varying)
         if run.get("pretrain_id"):
             pretrains[run["pretrain_id"]] = run["config"]["seed"]
     seeds = list(pretrains.values())
@@ -66,9 +74,9 @@ def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) 
         pretrain_dir = study_layout.pretrain_root(results_root) / pid
         name = baseline_name(seed) if seeds.count(seed) == 1 else f"baseline,{pid}"
         run = {"config": {"seed": seed}}
-        rows += _run_rows(pretrain_dir, run, "pretrain", f"pretrain_{pid}", name, varying)
+        rows += _run_rows(pretrain_dir, run, "pretrain", BASELINE, f"pretrain_{pid}", name, varying)
         _copy_baseline(pretrain_dir, study_dir, name)
-    columns = ["trial_id", "kind", "trial_name", "seed", "gen_loss", "disc_loss", "lambda", "emb_block"]
+    columns = ["trial_id", "kind", "role", "trial_name", "seed", "gen_loss", "disc_loss", "lambda", "emb_block"]
     columns += ["phase", "step", "post", "accuracy", "fp", "fn", "f1", "status"]
     frame = pd.DataFrame(rows)
     frame = frame.reindex(columns=columns + [c for c in frame.columns if c not in columns])
@@ -77,10 +85,10 @@ def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) 
 
 
 def _run_rows(
-    run_dir: Path, run: dict[str, Any], kind: str, trial_id: str, name: str, varying: tuple[str, ...]
+    run_dir: Path, run: dict[str, Any], kind: str, role: str, trial_id: str, name: str, varying: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     config = run["config"]
-    identity = {"trial_id": trial_id, "kind": kind, "trial_name": name, "seed": config["seed"]}
+    identity = {"trial_id": trial_id, "kind": kind, "role": role, "trial_name": name, "seed": config["seed"]}
     if kind == "gan":
         identity |= {column: config[key] for key, column in NAMED_COLUMNS.items()}
         identity |= {f"cfg.{key}": config[key] for key in varying if key not in NAMED_COLUMNS and key != "seed"}

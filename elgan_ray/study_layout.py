@@ -8,8 +8,8 @@
     runs/<name>/            one folder per GAN trial: run.json, evals.jsonl, status.json, checkpoint.pt, preview.npz
     runs/baseline,seed=N/   a copy of the shared pre-training's evals.jsonl and preview (the baseline)
     tb/<name>/              one TensorBoard run per trial, and one per baseline pre-training
-    tune/, tune_<i>/        Ray Tune's record of the GAN trials (a search study: one Tuner per scientific point)
-    tune_pretrain_<time>/   Ray Tune's record of the pre-trainings a sweep computed
+    tune/                   Ray Tune's record of a grid study's runs: its controls and GAN trials
+    tune_control/, tune_<i>/  a search study's: its controls, and one Tuner per scientific point
     train/<trial>-<run>/    Ray Train's record of a run on several workers
     evals.csv               every evaluation of every run, gathered from the runs' own evals.jsonl
     summary.csv, final.csv, pairwise.csv, table.md/.tex, stability.png/.pdf, curves.png, predictions.png
@@ -73,14 +73,12 @@ def tb_dir(study_dir: Path, name: str) -> Path:
     return tb_root(study_dir) / name
 
 
+CONTROL_TUNER = "tune_control"  # a search study's controls (a grid study's are in its one Tuner)
+
+
 def tuner_name(index: int | None) -> str:
-    """The GAN trials' Tuner: one per study, or (index) one per scientific point of a search study."""
+    """A grid study's Tuner, or (index) the Tuner of one scientific point of a search study."""
     return "tune" if index is None else f"tune_{index}"
-
-
-def pretrain_tuner_name(stamp: int) -> str:
-    """The Tuner of one sweep's pre-trainings, by its start time (each sweep computes only what is missing)."""
-    return f"tune_pretrain_{stamp}"
 
 
 def tuner_dir(study_dir: Path, name: str) -> Path:

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from elgan_ray import study_layout
-from elgan_ray.config import PRESETS, preset
+from elgan_ray.config import PRESETS, TrainConfig, preset
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.study_files import gather_evals, write_study_record
-from elgan_ray.study_spec import SweepSpec, grid_points, is_search, load_spec
+from elgan_ray.study_spec import SweepSpec, grid_points, is_search, load_spec, scientific_points
 from elgan_ray.sweep_settings import SEED_KEY, SweepSettings
+from elgan_ray.trial_plan import CONTROL, GAN, ROLE_KEY, config_point, grid_plan, search_controls
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     # Validate every grid point before any compute: a bad value fails here, naming the study file.
     for point in grid_points(spec):
         settings.trial_config(point)
+    print(describe_plan(spec, base, settings), file=sys.stderr)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     command = "python -m elgan_ray.sweep " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
@@ -101,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         from elgan_ray.data.synthetic import embedded_dataset
 
         embedded_dataset()  # make the embedded set once here, before trials race for it
-    tune_runner.run_pretrainings(spec, settings, max_concurrent=args.max_concurrent)
     tune_runner.run_trials(spec, settings, max_concurrent=args.max_concurrent, resume=args.resume)
     evals = gather_evals(study_dir, results_root, settings.varying)
     record |= {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -109,13 +110,35 @@ def main(argv: list[str] | None = None) -> int:
     write_study_record(study_dir, record, keep_started=args.resume)
     print(f"{len(evals)} evaluation rows -> {study_layout.evals_file(study_dir)}", file=sys.stderr)
 
-    from elgan_ray.report import write_report
+    from elgan_ray.report import read_evals, write_report
+    from elgan_ray.tables import chance_warnings
+
+    for line in chance_warnings(read_evals(study_layout.evals_file(study_dir))):
+        print(line, file=sys.stderr)
 
     written = write_report(study_dir, results_root)
     for name, path in written.items():
         print(f"{name}: {path}", file=sys.stderr)
     print(f"TensorBoard: tensorboard --logdir {study_layout.tb_root(study_dir)}", file=sys.stderr)
     return 0
+
+
+def describe_plan(spec: SweepSpec, base: TrainConfig, settings: SweepSettings) -> str:
+    """One line: how many controls, GAN trials and generator pre-trainings the study runs, and how many of the
+    pre-trainings are already done (cached in <results>/_pretrain/, also by other studies)."""
+    from elgan_ray.pretrain import data_identity, is_finished, pretrain_id
+
+    if is_search(spec):
+        controls, n_gan = search_controls(spec), spec.num_samples * spec.seeds * len(scientific_points(spec))
+    else:
+        plan = grid_plan(spec, base)
+        controls, n_gan = [p for p in plan if p[ROLE_KEY] == CONTROL], sum(p[ROLE_KEY] == GAN for p in plan)
+    data = data_identity(settings.data_dir)
+    pids = {pretrain_id(settings.trial_config(config_point(p)[1]), data) for p in controls}
+    root = study_layout.pretrain_root(settings.results_root)
+    done = sum(is_finished(root / pid) for pid in pids)
+    runs = f"{spec.study}: {len(controls)} controls (lambda 0), {n_gan} GAN trials"
+    return f"{runs}; {len(pids)} generator pre-trainings, {done} of them done"
 
 
 def _first(flag: Any, default: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The Ray Tune edge of a sweep: start or join Ray, run the pre-trainings, run the GAN trials.
+"""The Ray Tune edge of a sweep: start or join Ray, run the study's controls and GAN trials.
 
 Each trial is a plain function of its flat config. With one worker it calls the training loop in the
 trial's own process; with several it launches Ray Train workers (distributed.py). Trials resume from
@@ -8,7 +8,6 @@ finished trials are not run again.
 
 from __future__ import annotations
 
-import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -21,12 +20,13 @@ from ray import tune
 from elgan_ray import study_layout
 from elgan_ray.checkpoint import CHECKPOINT_NAME
 from elgan_ray.config import RunSettings, TrainConfig
-from elgan_ray.pretrain import data_identity, ensure_pretrained, is_finished, pretrain_id
+from elgan_ray.pretrain import data_identity, ensure_pretrained, pretrain_id
 from elgan_ray.run_log import write_status
-from elgan_ray.search_space import to_param_space
+from elgan_ray.search_space import PLAN_KEY, plan_space, to_param_space
 from elgan_ray.study_files import run_name, write_run_file
-from elgan_ray.study_spec import SweepSpec, grid_points, is_search, scientific_points
+from elgan_ray.study_spec import SweepSpec, is_search, scientific_points
 from elgan_ray.sweep_settings import SweepSettings
+from elgan_ray.trial_plan import config_point, grid_plan, search_controls
 
 METRIC = "accuracy"  # basic++ validation accuracy, the paper's headline number
 TRIAL_RETRIES = 2  # a trial whose process dies is restarted this often, resuming from its checkpoint
@@ -49,47 +49,30 @@ def start_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, configure_logging=False, resources={DRIVER_RESOURCE: DRIVER_SLOTS})
 
 
-def run_pretrainings(spec: SweepSpec, settings: SweepSettings, max_concurrent: int) -> None:
-    """Stage 1: the distinct pre-trainings of a grid study, each computed once, in parallel as Tune trials.
-
-    Search studies may sample pre-training keys (optim.lr_g), so their trials pre-train on demand instead.
-    """
-    if is_search(spec):
-        return
-    configs: dict[str, dict[str, Any]] = {}
-    for point in grid_points(spec):
-        cfg = settings.trial_config(point)
-        configs.setdefault(pretrain_id(cfg, data_identity(settings.data_dir)), cfg.to_flat())
-    pretrain_root = study_layout.pretrain_root(settings.results_root)
-    missing = {pid: flat for pid, flat in configs.items() if not is_finished(pretrain_root / pid)}
-    print(f"pre-trainings: {len(configs)} needed, {len(configs) - len(missing)} already done", flush=True)
-    if not missing:
-        return
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(pretrain_trial, settings=settings, configs=missing), _trial_resources(settings)
-        ),
-        param_space={"pretrain_id": tune.grid_search(sorted(missing))},  # what Tune's table shows
-        tune_config=_tune_config(spec, settings, max_concurrent),  # a grid study's: pre-trainings are grid-only
-        run_config=_run_config(study_layout.pretrain_tuner_name(int(time.time())), settings),
-    )
-    _raise_on_errors(tuner.fit(), "pre-training")
-
-
 def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, resume: bool) -> None:
-    """Stage 2: the GAN trials. A search study runs one Tuner per scientific point (Optuna takes no grid)."""
+    """Every run of the study: a grid study's controls and GAN trials in one Tuner (trial_plan.grid_plan's order),
+    or a search study's controls, then one Tuner per scientific point (Optuna takes no grid).
+
+    Each run computes its seed's generator pre-training on demand if nobody has (pretrain.ensure_pretrained),
+    so pre-trainings, controls and GAN trials share the slots with none left idle between stages.
+    """
     trainable = tune.with_resources(tune.with_parameters(gan_trial, settings=settings), _trial_resources(settings))
-    points = [None] if not is_search(spec) else scientific_points(spec)
-    for index, point in enumerate(points):
-        name = study_layout.tuner_name(None if point is None else index)
+    base = TrainConfig.from_flat(settings.base_flat, source=spec.path)
+    if is_search(spec):
+        tuners = [(study_layout.CONTROL_TUNER, plan_space(search_controls(spec)), False)]
+        for index, point in enumerate(scientific_points(spec)):
+            tuners.append((study_layout.tuner_name(index), to_param_space(spec, point), True))
+    else:
+        tuners = [(study_layout.tuner_name(None), plan_space(grid_plan(spec, base)), False)]
+    for name, param_space, searched in tuners:
         path = study_layout.tuner_dir(settings.study_dir, name)
         if resume and tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
         else:
             tuner = tune.Tuner(
                 trainable,
-                param_space=to_param_space(spec, point),
-                tune_config=_tune_config(spec, settings, max_concurrent),
+                param_space=param_space,
+                tune_config=_tune_config(spec, settings, max_concurrent, searched),
                 run_config=_run_config(name, settings),
             )
         results = tuner.fit()
@@ -101,24 +84,20 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
 # -- the trial functions (run in Ray worker processes) -------------------------------------------------
 
 
-def pretrain_trial(config: dict[str, Any], settings: SweepSettings, configs: dict[str, dict]) -> None:
-    cfg = TrainConfig.from_flat(configs[config["pretrain_id"]], source="pre-training")
-    _limit_threads(settings)
-    pretrained = ensure_pretrained(cfg, Path(settings.results_root), settings.data_dir, run=_runner(settings))
-    tune.report({"pretrain": str(pretrained), **_last_main_row(pretrained)})
-
-
 def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
-    """One GAN trial: the shared pre-trained G of its seed, then D pre-training and the alternating phase."""
-    cfg = settings.trial_config(config)
+    """One GAN trial or control: the shared pre-trained G of its seed, then D pre-training and the alternating
+    phase. `config` is a planned point (grid studies and controls) or a search algorithm's sample."""
+    role, point = config_point(config.get(PLAN_KEY, config))
+    cfg = settings.trial_config(point)
     _limit_threads(settings)
     flat = cfg.to_flat()
-    name = run_name(flat, settings.varying)
+    name = run_name(flat, settings.varying, role)
     out_dir = study_layout.run_dir(settings.study_dir, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     pid = pretrain_id(cfg, data_identity(settings.data_dir))
     trial_id = tune.get_context().get_trial_id()
-    write_run_file(out_dir, {"trial_id": trial_id, "trial_name": name, "config": flat, "pretrain_id": pid})
+    record = {"trial_id": trial_id, "trial_name": name, "role": role, "config": flat, "pretrain_id": pid}
+    write_run_file(out_dir, record)
     run = _runner(settings)
     try:
         pretrained = ensure_pretrained(cfg, Path(settings.results_root), settings.data_dir, run=run)
@@ -201,9 +180,10 @@ def _concurrency(settings: SweepSettings, requested: int) -> int | None:
     return max(1, fits)
 
 
-def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int) -> tune.TuneConfig:
+def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, searched: bool) -> tune.TuneConfig:
+    """A grid's config, or (searched) Optuna's over the study's nuisance keys."""
     concurrency = _concurrency(settings, max_concurrent)
-    if not is_search(spec):
+    if not searched:
         return tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=REUSE_TRIAL_PROCESSES)
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
@@ -228,9 +208,3 @@ def _run_config(name: str, settings: SweepSettings) -> tune.RunConfig:
         failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
         verbose=1,
     )
-
-
-def _raise_on_errors(results, stage: str) -> None:
-    errors = [r.error for r in results if r.error is not None]
-    if errors:
-        raise RuntimeError(f"{len(errors)} {stage} trial(s) failed after retries; first: {errors[0]}")

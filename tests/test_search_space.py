@@ -9,7 +9,7 @@ import yaml
 
 from elgan_ray.config import TrainConfig, flat_keys
 from elgan_ray.errors import UserError
-from elgan_ray.search_space import to_param_space
+from elgan_ray.search_space import PLAN_KEY, plan_space, to_param_space
 from elgan_ray.study_spec import (
     POSTS,
     SEARCH_DIR,
@@ -21,7 +21,7 @@ from elgan_ray.study_spec import (
 )
 
 STUDIES = ["stability", "lambda", "embedding", "losses", "baseline", "optuna"]
-GRID_SIZES = {"stability": 20, "lambda": 12, "embedding": 9, "losses": 8, "baseline": 3, "optuna": 2}
+GRID_SIZES = {"stability": 20, "lambda": 18, "embedding": 9, "losses": 8, "baseline": 3, "optuna": 2}
 
 
 def test_every_study_file_is_shipped_and_loads():
@@ -74,16 +74,11 @@ def test_postprocessing_names_match_the_postprocessor():
     assert tuple(POSTS) == tuple(POSTPROCESSORS)
 
 
-def test_grid_param_space_is_grid_search_without_fixed_keys():
-    spec = load_spec("stability")
-    space = to_param_space(spec)
-    assert space == {
-        "loss.gen": {"grid_search": ["ce", "emb"]},
-        "loss.disc": {"grid_search": ["ce", "emb"]},
-        SEED_KEY: {"grid_search": [0, 1, 2, 3, 4]},
-    }  # the fixed keys (loss.lambda, loss.emb_block) are applied by the sweep to its base config
+def test_a_grid_study_is_one_grid_axis_of_planned_points_in_plan_order():
+    plan = [{"seed": 0, "loss.lambda": 0.0, "role": "control"}, {"loss.gen": "ce", "seed": 0, "role": "gan"}]
+    assert plan_space(plan) == {PLAN_KEY: {"grid_search": plan}}
     with pytest.raises(ValueError):
-        to_param_space(spec, {"loss.gen": "ce", "loss.disc": "ce"})
+        to_param_space(load_spec("stability"))  # its runs are planned, not sampled
 
 
 def test_search_param_space_maps_distributions_to_tune():
@@ -166,7 +161,8 @@ def _error(tmp_path: Path, text: str, name: str = "study") -> UserError:
 
 def test_a_good_custom_file_loads_by_path(tmp_path):
     spec = load_spec(str(_write(tmp_path, GOOD)))
-    assert len(grid_points(spec)) == 4 and spec.fixed["loss.lambda"] == 1.0
+    assert len(grid_points(spec)) == 4 and spec.fixed["loss.emb_block"] == 7
+    assert "loss.lambda" not in spec.fixed  # lambda is the preset's: calibrated per scale
 
 
 def test_unknown_config_key_names_file_line_and_key(tmp_path):

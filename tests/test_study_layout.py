@@ -16,11 +16,7 @@ def test_paths_of_a_results_folder():
     assert layout.run_dir(study, "g=ce,d=ce,seed=0") == Path("results/stability/runs/g=ce,d=ce,seed=0")
     assert layout.tb_root(study) == Path("results/stability/tb")
     assert layout.tb_dir(study, "baseline,seed=0") == Path("results/stability/tb/baseline,seed=0")
-    assert [layout.tuner_name(None), layout.tuner_name(2), layout.pretrain_tuner_name(17)] == [
-        "tune",
-        "tune_2",
-        "tune_pretrain_17",
-    ]
+    assert [layout.tuner_name(None), layout.tuner_name(2), layout.CONTROL_TUNER] == ["tune", "tune_2", "tune_control"]
     assert layout.tuner_dir(study, "tune_2") == Path("results/stability/tune_2")
     assert layout.train_run_name("stability", "ab_00001", "g=ce") == "stability/train/ab_00001-g=ce"
     assert layout.pretrain_root("results") == Path("results/_pretrain")

@@ -1,0 +1,71 @@
+"""Which runs a study makes: its GAN trials, and a fit-only control for every seed, each with its role.
+
+A GAN phase changes G in two ways at once: it trains G further on L_fit, and it adds the adversary. The
+control separates the two. It is the same run as a GAN trial (same pre-trained G, same D pre-training, same
+schedule, steps and batches) with lambda = 0, so G's steps are fit steps only; D still trains beside it, so its
+health figures say what D would have told G. The keys that reach G only through lambda (ADVERSARY_KEYS) take
+the study's base values in the control, so one control serves every GAN group of a seed. A grid point that is
+already such a run (a lambda study with 0 in its grid) is the control; nothing is run twice.
+
+Roles, as evals.csv names them: `baseline` (the shared generator pre-training), `control`, `gan`.
+Pure functions of a study and its base config: no Ray, no files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elgan_ray.config import TrainConfig
+from elgan_ray.study_spec import SweepSpec, grid_points
+
+ROLE_KEY = "role"  # in a planned run's point: "control" or "gan"
+BASELINE, CONTROL, GAN = "baseline", "control", "gan"
+ROLES = (BASELINE, CONTROL, GAN)
+LAMBDA_KEY = "loss.lambda"
+ADVERSARY_KEYS = ("loss.gen", "loss.disc", "loss.emb_block", "loss.emb_norm")  # no effect on G at lambda 0
+SEED_KEY = "seed"
+
+
+def control_point(point: dict[str, Any]) -> dict[str, Any]:
+    """The control of a trial's point: lambda 0, the adversary keys left to their base values, the rest kept."""
+    return {k: v for k, v in point.items() if k not in ADVERSARY_KEYS and k != ROLE_KEY} | {LAMBDA_KEY: 0.0}
+
+
+def is_control(flat: dict[str, Any], base_flat: dict[str, Any]) -> bool:
+    """Whether a run's whole config is a control's: lambda 0 and the adversary keys at their base values."""
+    return flat[LAMBDA_KEY] == 0 and all(flat[k] == base_flat[k] for k in ADVERSARY_KEYS)
+
+
+def grid_plan(spec: SweepSpec, base: TrainConfig) -> list[dict[str, Any]]:
+    """Every run of a grid study as a flat point with its ROLE_KEY: the controls first, then the GAN trials.
+
+    Seeds vary fastest within each, so the first runs a sweep starts need distinct pre-trainings, which they
+    compute on demand while the later runs of the same seeds find them done.
+    """
+    base_flat = base.to_flat()
+    controls, trials, covered = [], [], []
+    for point in grid_points(spec):
+        flat = base.with_flat(point).to_flat()
+        if is_control(flat, base_flat):
+            covered.append(flat)
+            controls.append(point | {ROLE_KEY: CONTROL})
+        else:
+            trials.append(point | {ROLE_KEY: GAN})
+    for point in trials:
+        control = control_point(point)
+        flat = base.with_flat(control).to_flat()
+        if flat not in covered:
+            covered.append(flat)
+            controls.append(control | {ROLE_KEY: CONTROL})
+    controls.sort(key=lambda p: p[SEED_KEY])  # stable: by seed, then in order of first appearance
+    return controls + trials
+
+
+def search_controls(spec: SweepSpec) -> list[dict[str, Any]]:
+    """A search study's controls: one per seed at the base config (the sampled keys keep their base values)."""
+    return [{SEED_KEY: seed, LAMBDA_KEY: 0.0, ROLE_KEY: CONTROL} for seed in range(spec.seeds)]
+
+
+def config_point(point: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(role, config keys) of a planned point; a point without a role is a GAN trial (a search study's)."""
+    return point.get(ROLE_KEY, GAN), {k: v for k, v in point.items() if k != ROLE_KEY}
