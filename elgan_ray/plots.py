@@ -1,4 +1,5 @@
-"""The report's figures: Fig. 5 (F-score stability over seeds), accuracy curves, and prediction panels (Fig. 4/6).
+"""The report's figures: Fig. 5 (F-score stability over seeds), accuracy curves beside the fit-only control,
+D's health over training, and prediction panels (Fig. 4/6).
 
 Every figure's title names the study and preset; diverged, failed and running trials are drawn in their own
 colour and marker (STATUS_STYLE), never left out.
@@ -7,6 +8,7 @@ colour and marker (STATUS_STYLE), never left out.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,7 +18,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from elgan_ray import study_layout  # noqa: E402
-from elgan_ray.study_frame import BASELINE, MAIN_POST, final_rows, group_order, with_groups  # noqa: E402
+from elgan_ray.study_frame import (  # noqa: E402
+    MAIN_POST,
+    final_rows,
+    gan_steps,
+    group_order,
+    methods,
+    with_groups,
+)
+from elgan_ray.trial_plan import BASELINE, CONTROL  # noqa: E402
 
 STATUS_STYLE = {  # marker and colour of a trial's final point by its status
     "ok": ("o", "0.35"),
@@ -35,6 +45,9 @@ def write_figures(study_dir: Path, title: str, evals: pd.DataFrame, summary: pd.
     for ext in ("png", "pdf"):
         written[f"stability.{ext}"] = _save(fig, study_dir / f"stability.{ext}")
     written["curves.png"] = _save(curves_figure(title, evals), study_dir / "curves.png")
+    fig = health_figure(title, evals)
+    if fig is not None:
+        written["health.png"] = _save(fig, study_dir / "health.png")
     fig = predictions_figure(title, evals, study_dir)
     if fig is not None:
         written["predictions.png"] = _save(fig, study_dir / "predictions.png")
@@ -99,26 +112,35 @@ def stability_figure(title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> 
     return fig
 
 
+def _method_colours(evals: pd.DataFrame) -> dict[str, Any]:
+    """A colour per control and GAN group: the control black, the groups tab10 in their order."""
+    colours = plt.get_cmap("tab10")
+    return {CONTROL: "black"} | {group: colours(i) for i, group in enumerate(group_order(evals))}
+
+
 def curves_figure(title: str, evals: pd.DataFrame) -> plt.Figure:
-    """Validation accuracy (basic++) against GAN step per group: mean over seeds, band min..max over seeds."""
+    """Validation accuracy (basic++) against GAN step per group and for the control (lambda 0, same steps): mean
+    over seeds, band min..max over seeds."""
     frame = with_groups(evals)
-    frame = frame[frame["post"] == MAIN_POST]
+    frame = frame[frame["post"] == MAIN_POST].assign(gan_step=gan_steps)
     gan = frame[(frame["kind"] == "gan") & (frame["phase"] == "gan")]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    colours = plt.get_cmap("tab10")
-    for i, group in enumerate(group_order(evals)):
+    colours = _method_colours(evals)
+    for group in [m for m in methods(evals) if m != BASELINE]:
         rows = gan[gan["group"] == group]
-        by_step = (rows["accuracy"] * 100).groupby(rows["step"]).agg(["mean", "min", "max"])
-        ax.plot(by_step.index, by_step["mean"], "o-", color=colours(i), lw=2, ms=3, label=group)
-        ax.fill_between(by_step.index, by_step["min"], by_step["max"], color=colours(i), alpha=0.18, lw=0)
+        by_step = (rows["accuracy"] * 100).groupby(rows["gan_step"]).agg(["mean", "min", "max"])
+        style = "s--" if group == CONTROL else "o-"
+        label = "control (lambda 0)" if group == CONTROL else group
+        ax.plot(by_step.index, by_step["mean"], style, color=colours[group], lw=2, ms=3, label=label)
+        ax.fill_between(by_step.index, by_step["min"], by_step["max"], color=colours[group], alpha=0.12, lw=0)
         for _, trial in rows[rows["status"] != "ok"].groupby("trial_id"):  # where each bad run ended, marked
             status = trial["status"].iloc[0]
             marker, colour = STATUS_STYLE.get(status, STATUS_STYLE["failed"])
             last = trial.dropna(subset=["accuracy"]).tail(1)
-            ax.plot(trial["step"], trial["accuracy"] * 100, color=colours(i), lw=0.8, ls=":")
+            ax.plot(trial["gan_step"], trial["accuracy"] * 100, color=colours[group], lw=0.8, ls=":")
             if len(last):
                 ax.scatter(
-                    last["step"],
+                    last["gan_step"],
                     last["accuracy"] * 100,
                     marker=marker,
                     color=colour,
@@ -130,11 +152,49 @@ def curves_figure(title: str, evals: pd.DataFrame) -> plt.Figure:
     base = base[(base["group"] == BASELINE) & (base["post"] == MAIN_POST)]["accuracy"] * 100
     if len(base):
         ax.axhline(base.mean(), color="black", ls="--", lw=1, label=f"baseline (pre-trained G, n={len(base)})")
-    ax.set_xlabel("GAN training step")
+    ax.set_xlabel("step of the GAN phase")
     ax.set_ylabel(f"validation accuracy (%), {MAIN_POST}")
     ax.set_title(f"{title}\nValidation accuracy during GAN training: mean over seeds, band = min..max", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+HEALTH_PANELS = (  # (column, axis label, reference line)
+    ("d_acc_real", "D patch accuracy on labels", 0.5),
+    ("d_acc_fake", "D patch accuracy on predictions", 0.5),
+    ("emb_distance", "embedding distance, label vs prediction", None),
+    ("adv_fit_grad_ratio", "|lambda dL_adv| / |dL_fit| at G's output", 1.0),
+    ("adv_fit_grad_cos", "cosine(dL_adv, dL_fit)", 0.0),
+)
+
+
+def health_figure(title: str, evals: pd.DataFrame) -> plt.Figure | None:
+    """D's health per control and group over the D pre-training (negative steps) and the GAN phase: mean over
+    seeds. None when evals.csv carries no health figures."""
+    if not {column for column, _, _ in HEALTH_PANELS} <= set(evals):
+        return None
+    frame = with_groups(evals)
+    frame = frame[(frame["post"] == MAIN_POST) & (frame["kind"] == "gan")].assign(gan_step=gan_steps)
+    colours = _method_colours(evals)
+    fig, axes = plt.subplots(1, len(HEALTH_PANELS), figsize=(4.2 * len(HEALTH_PANELS), 3.8), squeeze=False)
+    for ax, (column, label, reference) in zip(axes[0], HEALTH_PANELS, strict=True):
+        for group in [m for m in methods(evals) if m != BASELINE]:
+            rows = frame[frame["group"] == group]
+            mean = rows[column].groupby(rows["gan_step"]).mean()
+            style = "s--" if group == CONTROL else "o-"
+            ax.plot(mean.index, mean.to_numpy(), style, color=colours[group], lw=1.5, ms=2.5, label=group)
+        if reference is not None:
+            ax.axhline(reference, color="0.5", lw=0.8, ls=":")
+        if column == "adv_fit_grad_ratio":
+            ax.set_yscale("symlog", linthresh=0.01)  # 0 (the control) and 20x in one panel
+            ax.set_ylim(bottom=0)
+        ax.axvline(0, color="0.7", lw=0.8)  # the D pre-training ends, the GAN phase begins
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step of the GAN phase (D pre-training < 0)", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(f"{title}: is D learning, and what does its gradient do to G? (mean over seeds)", fontsize=10)
     return fig
 
 
@@ -154,7 +214,7 @@ def _representatives(evals: pd.DataFrame, previews: dict) -> list[tuple[str, str
     trials = with_groups(evals).groupby("trial_name")[["group", "seed", "status"]].first().reset_index()
     trials = trials[trials["trial_name"].isin(previews)].sort_values(["seed", "trial_name"])
     chosen = []
-    for group in [BASELINE] + group_order(evals):
+    for group in methods(evals):
         members = trials[trials["group"] == group]
         if len(members):
             trial = members.iloc[0]

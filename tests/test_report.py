@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elgan_ray.report import main, summarize, write_report
+from elgan_ray.report import main, write_report
+from elgan_ray.tables import summarize
 
 GROUPS = [("ce", "ce"), ("ce", "emb"), ("emb", "ce"), ("emb", "emb")]
 SEEDS = [0, 1, 2]
