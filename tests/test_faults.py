@@ -9,10 +9,11 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 from studies import sweep_command, sweep_env, write_study
 
 from elgan_ray import files
-from elgan_ray.checkpoint import load_checkpoint, save_checkpoint
+from elgan_ray.checkpoint import save_checkpoint
 from elgan_ray.run_log import read_evals
 
 TRAIN = [sys.executable, "-m", "elgan_ray.train", "--preset", "smoke"]
@@ -46,7 +47,7 @@ def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"config": {"seed": 1}, "generator": {}, "step": 2})
     monkeypatch.undo()
-    assert load_checkpoint(path, {"seed": 1})["step"] == 1
+    assert torch.load(path, weights_only=True)["step"] == 1  # (not a whole checkpoint: load_checkpoint refuses it)
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
 
 
