@@ -1,4 +1,4 @@
-"""Every training hyperparameter, declared once with its default; presets and flat dotted keys.
+"""Every training hyperparameter, declared once with its default, and flat dotted keys (presets: presets.py).
 
 `TrainConfig` holds what a study may vary (it is what Tune samples and what a checkpoint records);
 `RunSettings` holds the infrastructure of one run (paths, device), which never changes the result.
@@ -17,10 +17,17 @@ from typing import Any
 
 import yaml
 
-from elgan_ray.errors import UserError
+from elgan_ray.errors import UserError, quoted
+from elgan_ray.plain_yaml import load_plain
 
 LOSS_CHOICES = ("ce", "emb")
 EMB_NORMS = ("rms", "plain")
+# Bounds of sizes and counts: generous for any real run, far from sizes that exhaust memory. Training size: at
+# most a TuSimple frame; sigma in training pixels; channels: first_conv and growth; levels: of G, each halves the
+# map; blocks: of D; layers: per level or block; widest: first_conv + growth x layers (the paper's G: 608).
+MAX_HEIGHT, MAX_WIDTH, MAX_SIGMA, MAX_BATCH = 720, 1280, 64.0, 1024
+MAX_CHANNELS, MAX_LEVELS, MAX_BLOCKS, MAX_LAYERS, MAX_WIDEST = 1024, 10, 16, 64, 4096
+MAX_OVERRIDE_CHARS = 1000  # one key=value on the command line
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,9 @@ class DataConfig:
     val_limit: int = 0  # evaluate on the first N validation frames (0 = all)
 
     def __post_init__(self) -> None:
-        _require(self.height > 0 and self.width > 0, "height and width must be positive", "data.height")
-        _require(self.sigma > 0, "sigma must be positive", "data.sigma")
+        _in_range(self.height, 1, MAX_HEIGHT, "data.height")
+        _in_range(self.width, 1, MAX_WIDTH, "data.width")
+        _in_range(self.sigma, 0, MAX_SIGMA, "data.sigma", low_open=True)
         _require(self.train_limit >= 0 and self.val_limit >= 0, "limits must be >= 0", "data.val_limit")
 
 
@@ -48,10 +56,15 @@ class GeneratorConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        _require(len(self.down_layers) >= 1, "down_layers needs at least one level", "generator.down_layers")
-        _require(min(self.down_layers) >= 1, "every level needs a dense layer", "generator.down_layers")
-        _require(self.first_conv > 0 and self.growth > 0, "widths must be positive", "generator.growth")
-        _require(0 <= self.dropout < 1, "dropout must be in [0, 1)", "generator.dropout")
+        key = "generator.down_layers"
+        _require(1 <= len(self.down_layers) <= MAX_LEVELS, f"needs 1 to {MAX_LEVELS} levels", key)
+        _require(all(1 <= n <= MAX_LAYERS for n in self.down_layers), f"each level needs 1 to {MAX_LAYERS} layers", key)
+        _in_range(self.bottleneck_layers, 1, MAX_LAYERS, "generator.bottleneck_layers")
+        _in_range(self.first_conv, 1, MAX_CHANNELS, "generator.first_conv")
+        _in_range(self.growth, 1, MAX_CHANNELS, "generator.growth")
+        _in_range(self.dropout, 0, 1, "generator.dropout", high_open=True)
+        widest = self.first_conv + self.growth * (sum(self.down_layers) + self.bottleneck_layers)
+        _require(widest <= MAX_WIDEST, f"the widest layer would have {widest} channels (at most {MAX_WIDEST})", key)
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,14 @@ class DiscriminatorConfig:
     def __post_init__(self) -> None:
         key = "discriminator.block_layers"
         _require(len(self.block_layers) > self.head_blocks >= 1, "need more blocks than head blocks", key)
-        _require(min(self.block_layers) >= 1, "every block needs a dense layer", key)
+        _require(len(self.block_layers) <= MAX_BLOCKS, f"at most {MAX_BLOCKS} blocks", key)
+        _require(all(1 <= n <= MAX_LAYERS for n in self.block_layers), f"blocks need 1 to {MAX_LAYERS} layers", key)
+        _in_range(self.first_conv, 1, MAX_CHANNELS, "discriminator.first_conv")
+        _in_range(self.growth, 1, MAX_CHANNELS, "discriminator.growth")
         _require(0 < self.compression <= 1, "compression must be in (0, 1]", "discriminator.compression")
+        _in_range(self.dropout, 0, 1, "discriminator.dropout", high_open=True)
+        widest = 2 * self.first_conv + self.growth * sum(self.block_layers)  # two heads, before compression
+        _require(widest <= MAX_WIDEST, f"the widest layer would have {widest} channels (at most {MAX_WIDEST})", key)
 
 
 @dataclass(frozen=True)
@@ -124,9 +143,10 @@ class OptimConfig:
     weight_decay: float = 1e-4
 
     def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "must be >= 1", "optim.batch_size")
+        _in_range(self.batch_size, 1, MAX_BATCH, "optim.batch_size")
         for name in ("lr_g", "lr_d", "momentum_d", "weight_decay"):
-            _require(getattr(self, name) >= 0, "must be >= 0", f"optim.{name}")
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value >= 0, "must be finite and >= 0", f"optim.{name}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,8 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        # One seed seeds Python, numpy and torch; numpy takes seeds in [0, 2**32).
+        _require(0 <= self.seed < 2**32, "must be in [0, 2**32)", "seed")
         n_blocks = len(self.discriminator.block_layers)
         _require(
             self.loss.emb_block <= n_blocks,
@@ -185,94 +207,25 @@ class RunSettings:
     run_name: str = ""  # shown in TensorBoard and logs
 
 
-# Smoke: seconds, for tests. cpu: the local default, trains to meaningful results in minutes on 2 cores.
-# paper: the published set-up at full resolution; for GPUs.
-PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "data.height": 64,
-        "data.width": 128,
-        "data.train_limit": 32,
-        "data.val_limit": 8,
-        "generator.first_conv": 8,
-        "generator.growth": 4,
-        "generator.down_layers": [1, 1],
-        "generator.bottleneck_layers": 1,
-        "generator.dropout": 0.0,
-        "discriminator.first_conv": 8,
-        "discriminator.growth": 4,
-        "discriminator.block_layers": [1, 1, 1, 1, 1, 1, 1],
-        "schedule.pretrain_g_steps": 12,
-        "schedule.pretrain_d_steps": 4,
-        "schedule.gan_steps": 12,
-        "schedule.g_steps_per_round": 3,
-        "schedule.d_steps_per_round": 2,
-        "schedule.eval_every": 6,
-        "optim.batch_size": 4,
-    },
-    "cpu": {
-        # 64x128 keeps a 2-core stability sweep near 20 minutes; the basic++ oracle ceiling there is 0.979.
-        "data.height": 64,
-        "data.width": 128,
-        # Thin full-resolution layers: on CPU the top level costs most, so it gets one layer each way.
-        "generator.first_conv": 8,
-        "generator.growth": 6,
-        "generator.down_layers": [1, 2, 3],
-        "generator.bottleneck_layers": 3,
-        "generator.dropout": 0.0,
-        "discriminator.first_conv": 8,
-        "discriminator.growth": 4,
-        "discriminator.block_layers": [1, 1, 1, 1, 1, 1, 2],
-        # G pre-trains to its validation plateau (3 evaluations without a new best), within a budget: the
-        # baseline the GAN trials and the fit-only control start from (README: calibration).
-        "schedule.pretrain_g_steps": 2000,
-        "schedule.pretrain_g_patience": 3,
-        "schedule.eval_every": 50,
-        # D learns to tell labels from predictions (patch accuracy >= 0.8) within 100 SGD steps at lr 1e-2.
-        "schedule.pretrain_d_steps": 100,
-        "optim.lr_d": 1.0e-2,
-        # 10 rounds of 12 G and 8 D steps (the paper's 3:2), evaluated after each: Table 3's variance over 10 points.
-        "schedule.gan_steps": 200,
-        "schedule.g_steps_per_round": 12,
-        "schedule.d_steps_per_round": 8,
-        "schedule.gan_eval_every": 20,
-        "optim.batch_size": 8,
-        "optim.lr_g": 2.0e-3,
-        # The adversarial gradient at G's output is about as large as the fit gradient's tenth to whole at
-        # lambda 0.02 (rms embedding distance); at 1.0 it is 20-100x, and G collapses (README: calibration).
-        "loss.lambda": 0.02,
-    },
-    "paper": {
-        "data.height": 720,
-        "data.width": 1280,
-        "schedule.pretrain_g_steps": 100_000,
-        "schedule.pretrain_g_patience": 5,
-        "schedule.pretrain_d_steps": 10_000,
-        "schedule.gan_steps": 50_000,
-        "schedule.g_steps_per_round": 300,
-        "schedule.d_steps_per_round": 200,
-        "schedule.eval_every": 10_000,
-    },
-}
-
-
-def preset(name: str) -> TrainConfig:
-    """The named preset as a TrainConfig."""
-    if name not in PRESETS:
-        raise UserError("--preset", f"unknown preset '{name}' (choose from {', '.join(PRESETS)})")
-    return TrainConfig.from_flat(PRESETS[name], source=f"preset {name}")
-
-
 def parse_overrides(pairs: list[str], source: str = "command line") -> dict[str, Any]:
-    """['optim.lr_g=1e-4', 'loss.gen=ce'] -> flat dict; values are parsed as YAML scalars or lists."""
+    """['optim.lr_g=1e-4', 'loss.gen=ce'] -> flat dict; values are parsed as YAML scalars or lists.
+
+    A value is plain YAML of at most MAX_OVERRIDE_CHARS characters: anchors and aliases (&a, *a) are refused,
+    since a few hundred bytes of nested aliases stand for billions of values.
+    """
     flat: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise UserError(source, f"'{pair}' is not of the form key=value")
+            raise UserError(source, f"{quoted(pair)} is not of the form key=value")
+        key = key.strip()
+        if len(pair) > MAX_OVERRIDE_CHARS:
+            raise UserError(source, f"{len(pair):,} characters long (at most {MAX_OVERRIDE_CHARS})", key=key)
         try:
-            flat[key.strip()] = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            raise UserError(source, f"cannot parse the value '{text}'", key=key) from None
+            flat[key] = load_plain(text) if text.strip() else ""
+        except (yaml.YAMLError, ValueError) as error:  # ValueError: an integer past Python's 4300 digits
+            reason = (str(error).strip().splitlines() or ["not YAML"])[0]
+            raise UserError(source, f"cannot parse the value {quoted(text)} ({reason})", key=key) from None
     return flat
 
 
@@ -287,6 +240,14 @@ def flat_keys() -> list[str]:
 def _require(condition: bool, rule: str, key: str) -> None:
     if not condition:
         raise _ConfigRuleError(rule, key)
+
+
+def _in_range(value: float, low: float, high: float, key: str, low_open: bool = False, high_open: bool = False) -> None:
+    """value must lie in [low, high] (or an open end): the rule names the interval. NaN is never in range."""
+    above = low < value if low_open else low <= value
+    below = value < high if high_open else value <= high
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    _require(above and below, f"must be in {interval}", key)
 
 
 class _ConfigRuleError(ValueError):
@@ -352,7 +313,10 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        try:
+            value = float(value) if ok else value
+        except OverflowError:  # an integer beyond any float
+            raise UserError(source, f"{quoted(value)} is too large for a number", key=key) from None
     elif hint is str:
         ok = isinstance(value, str)
     elif typing.get_origin(hint) is tuple:
@@ -363,5 +327,5 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     if not ok:
         names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
         expected = names.get(hint, "a list of integers")
-        raise UserError(source, f"expected {expected}, got {value!r}", key=key)
+        raise UserError(source, f"expected {expected}, got {quoted(value)}", key=key)
     return value

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import reprlib
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+
+MAX_MESSAGE_CHARS = 2000  # an error line never grows past this, whatever value or path it quotes
+QUOTE_CHARS = 60  # a quoted value (quoted()) shows at most about this many characters
+
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict, _QUOTE.maxset = 2, 4, 4, 4, 4
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = QUOTE_CHARS
+
+
+def quoted(value: object) -> str:
+    """repr(value) for an error message, bounded: nested and long values are cut short with '...'.
+
+    A plain repr of a YAML 'billion laughs' value (a few hundred bytes of aliases) would need gigabytes.
+    """
+    try:
+        return _QUOTE.repr(value)
+    except ValueError:  # an integer past Python's 4300-digit limit for str()
+        return f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<a value>"
 
 
 class UserError(Exception):
@@ -23,11 +44,31 @@ class UserError(Exception):
             where += f":{self.line}"
         if self.key is not None:
             where += f": key '{self.key}'"
-        return f"{where}: {self.rule}"
+        return _one_line(f"{where}: {self.rule}")
+
+
+def _one_line(text: str) -> str:
+    # A path or a value may hold a newline; the contract is one line on stderr, of a bounded length.
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup (finally, except BaseException) runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a command's main; a UserError becomes one line on stderr and exit status 2."""
+    """Run a command's main; a UserError becomes one line on stderr and exit status 2.
+
+    SIGTERM (a scheduler, `kill`, a closing terminal) is turned into an exception like Ctrl-C, so that
+    staging folders and temporary files are removed instead of left behind.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return main(argv) or 0
     except UserError as error:
@@ -36,3 +77,9 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -91,19 +91,25 @@ def _take_lock(lock: Path) -> bool:
 
 
 def _lock_is_stale(lock: Path) -> bool:
-    """A lock is stale when its owner is a dead process on this host, or when nobody has refreshed it for long."""
+    """A lock is stale when its owner is a dead process on this host, or when nobody has refreshed it for long.
+
+    A lock that cannot be read as "host pid" (empty or garbage: a write that failed on a full disk, or one
+    being written right now) can only be judged by its age, like a lock from another host.
+    """
     try:
-        host, pid = lock.read_text().split()
         age = time.time() - lock.stat().st_mtime
-    except (FileNotFoundError, ValueError):
-        return False  # vanished, or being written right now
-    if host == socket.gethostname():
+        owner = lock.read_text(errors="replace").split()
+    except FileNotFoundError:
+        return False  # vanished: the next attempt may take it
+    except OSError:
+        owner = []
+    if len(owner) == 2 and owner[0] == socket.gethostname() and owner[1].isdigit():
         try:
-            os.kill(int(pid), 0)
+            os.kill(int(owner[1]), 0)
         except ProcessLookupError:
             return True
-        except PermissionError:
-            pass  # alive, owned by another user
+        except (PermissionError, OverflowError):
+            pass  # alive, owned by another user (or no pid at all): its age decides
     return age > STALE_LOCK_SECONDS
 
 

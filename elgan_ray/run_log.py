@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams as hparams_summary
 
+from elgan_ray.errors import UserError
 from elgan_ray.files import atomic_write_bytes, atomic_write_text
 
 EVALS_NAME = "evals.jsonl"
@@ -25,23 +27,66 @@ PREVIEW_NAME = "preview.npz"
 MAIN_POST = "basic++"  # the post-processing whose accuracy is a run's headline metric
 
 
-def read_evals(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a run's evals.jsonl; a torn last line (a crash mid-append) is ignored."""
+def read_evals(out_dir: str | Path, warn: bool = True) -> list[dict[str, Any]]:
+    """The rows of a run's evals.jsonl, every one checked; a UserError names the file and line of a bad one.
+
+    Rows are appended whole, each ending with a newline, so only the last line can be torn (a crash in the
+    middle of an append): a last line without its newline that is not a complete row is dropped with a
+    warning on stderr (unless `warn` is False). Any other bad line is an error: a record is never silently
+    shortened.
+    """
     path = Path(out_dir) / EVALS_NAME
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as error:
+        raise UserError(path, f"cannot read the run's record ({error.strerror or error.__class__.__name__})") from None
+    torn = lines.pop()  # b"" after a final newline, else a last line that was never finished
+    rows = [_eval_row(path, n, line) for n, line in enumerate(lines, start=1)]
+    if torn:
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+            rows.append(_eval_row(path, len(lines) + 1, torn))
+        except UserError:
+            if warn:
+                where = f"{path}:{len(lines) + 1}"
+                print(f"warning: {where}: dropped a torn last line (a write was interrupted)", file=sys.stderr)
     return rows
 
 
+def _eval_row(path: Path, n: int, line: bytes) -> dict[str, Any]:
+    """One line of evals.jsonl as a row, or UserError naming the line and the rule it breaks."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(path, "not UTF-8 text", line=n) from None
+    except ValueError as error:
+        reason = "blank line" if not line.strip() else f"not JSON ({getattr(error, 'msg', 'unreadable')})"
+        raise UserError(path, f"{reason}: every line is one evaluation row", line=n) from None
+    ok = isinstance(row, dict) and all(isinstance(row.get(key), str) for key in ("phase", "post"))
+    ok = ok and isinstance(row.get("step"), int) and not isinstance(row.get("step"), bool)
+    if not ok:
+        raise UserError(path, "an evaluation row is a JSON object with an integer step, a phase and a post", line=n)
+    return row
+
+
 def read_status(out_dir: str | Path) -> dict[str, Any]:
+    """status.json of a run ({"status": "running"} while there is none); a damaged one is a UserError."""
     path = Path(out_dir) / STATUS_NAME
-    return json.loads(path.read_text()) if path.exists() else {"status": "running"}
+    if not path.exists():
+        return {"status": "running"}
+    try:
+        status = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UserError(path, "not a readable status record (JSON)") from None
+    if not isinstance(status, dict) or not isinstance(status.get("status"), str):
+        raise UserError(path, "a status record is a JSON object with a 'status' text")
+    return status
+
+
+def json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with NaN and infinities as None: JSON has no such numbers (json.dumps would write NaN)."""
+    return {k: _json_number(v) for k, v in record.items()}
 
 
 def write_status(out_dir: str | Path, status: dict[str, Any]) -> None:

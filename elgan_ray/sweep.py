@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from elgan_ray import study_layout
-from elgan_ray.config import PRESETS, TrainConfig, preset
+from elgan_ray.config import TrainConfig
 from elgan_ray.errors import UserError, run_cli
+from elgan_ray.presets import PRESETS, preset
 from elgan_ray.study_files import gather_evals, write_study_record
 from elgan_ray.study_spec import SweepSpec, grid_points, is_search, load_spec, scientific_points
 from elgan_ray.sweep_settings import SEED_KEY, SweepSettings

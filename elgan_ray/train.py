@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from elgan_ray.config import PRESETS, RunSettings, TrainConfig, flat_keys, parse_overrides, preset
-from elgan_ray.errors import run_cli
+from elgan_ray.config import RunSettings, TrainConfig, flat_keys, parse_overrides
+from elgan_ray.errors import UserError, quoted, run_cli
+from elgan_ray.presets import PRESETS, preset
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,19 +51,50 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(describe(cfg.generator, cfg.discriminator)))
         return 0
+    from elgan_ray.files import check_writable
+
+    out = check_writable(args.out or f"results/train/{args.preset}-seed{cfg.seed}", "folder")
+    check_device(args.device)
     from elgan_ray.train_loop import train  # torch is imported only when a run starts
 
-    out = Path(args.out or f"results/train/{args.preset}-seed{cfg.seed}")
     settings = RunSettings(out_dir=str(out), data_dir=args.data, device=args.device, run_name=out.name)
-    if (out / "checkpoint.pt").exists():
+    if (out / "checkpoint.pt").exists() or (out / "checkpoint.pt").is_symlink():
         from elgan_ray.checkpoint import load_checkpoint
+        from elgan_ray.run_log import read_evals
 
         load_checkpoint(out / "checkpoint.pt", cfg.to_flat())  # a bad checkpoint fails here, in one line
+        read_evals(out, warn=False)  # and so does a damaged record, before any work
         print(f"resuming from {out / 'checkpoint.pt'}", file=sys.stderr)
     result = train(cfg, settings, report=print_progress)
-    print(json.dumps({"status": result.status, "step": result.step, **result.final}))
+    from elgan_ray.run_log import json_safe
+
+    # A diverged run's metrics are NaN, which JSON does not have: null keeps stdout one JSON object.
+    print(json.dumps(json_safe({"status": result.status, "step": result.step, **result.final})))
     print(f"TensorBoard: tensorboard --logdir {out}", file=sys.stderr)
     return 0 if result.status == "ok" else 1
+
+
+def check_device(text: str) -> None:
+    """UserError unless `text` names a torch device this machine has: cpu, cuda, cuda:N or mps."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError("--device", f"{quoted(text)} is not a device (cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device", f"{quoted(text)}: CUDA is not available (torch {torch.__version__})")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UserError(
+                "--device", f"{quoted(text)}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError("--device", f"{quoted(text)}: MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise UserError("--device", f"{quoted(text)}: training runs on cpu, cuda, cuda:N or mps")
 
 
 def print_progress(step: int, metrics: dict) -> None:

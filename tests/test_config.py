@@ -2,8 +2,9 @@
 
 import pytest
 
-from elgan_ray.config import PRESETS, TrainConfig, flat_keys, parse_overrides, preset
+from elgan_ray.config import TrainConfig, flat_keys, parse_overrides
 from elgan_ray.errors import UserError
+from elgan_ray.presets import PRESETS, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -29,9 +30,25 @@ def test_lambda_is_spelled_without_underscore_in_flat_keys():
         ({"seed": True}, "seed", "expected an integer"),
         ({"generator.down_layers": [1, "a"]}, "generator.down_layers", "expected a list of integers"),
         ({"loss.emb_block": 8}, "loss.emb_block", "the discriminator has 7 blocks"),
-        ({"data.height": 0}, "data.height", "must be positive"),
-        ({"optim.batch_size": 0}, "optim.batch_size", "must be >= 1"),
+        ({"data.height": 0}, "data.height", "must be in [1, 720]"),
+        ({"optim.batch_size": 0}, "optim.batch_size", "must be in [1, 1024]"),
         ({"eval.threshold": 1.5}, "eval.threshold", "must be in (0, 1)"),
+        # issue 13, defect 8: every range where it is declared
+        ({"seed": -1}, "seed", "must be in [0, 2**32)"),
+        ({"seed": 2**32}, "seed", "must be in [0, 2**32)"),
+        ({"data.sigma": float("inf")}, "data.sigma", "must be in (0, 64]"),
+        ({"data.sigma": float("nan")}, "data.sigma", "must be in (0, 64]"),
+        ({"data.width": 10**12}, "data.width", "must be in [1, 1280]"),
+        ({"discriminator.dropout": 5}, "discriminator.dropout", "must be in [0, 1)"),
+        ({"discriminator.first_conv": -3}, "discriminator.first_conv", "must be in [1, 1024]"),
+        ({"discriminator.growth": 0}, "discriminator.growth", "must be in [1, 1024]"),
+        ({"generator.bottleneck_layers": 0}, "generator.bottleneck_layers", "must be in [1, 64]"),
+        ({"generator.down_layers": [1] * 11}, "generator.down_layers", "needs 1 to 10 levels"),
+        ({"generator.first_conv": 1024, "generator.growth": 1024}, "generator.down_layers", "widest layer"),
+        ({"optim.lr_g": float("inf")}, "optim.lr_g", "must be finite and >= 0"),
+        ({"optim.momentum_d": float("nan")}, "optim.momentum_d", "must be finite and >= 0"),
+        ({"optim.batch_size": 10**6}, "optim.batch_size", "must be in [1, 1024]"),
+        ({"optim.lr_g": 10**400}, "optim.lr_g", "too large for a number"),
     ],
 )
 def test_bad_values_name_the_source_key_and_rule(flat, key, rule):
@@ -52,6 +69,32 @@ def test_overrides_parse_yaml_scalars_and_lists():
 def test_malformed_overrides_are_refused(pair):
     with pytest.raises(UserError):
         parse_overrides([pair])
+
+
+@pytest.mark.parametrize(
+    ("pair", "rule"),
+    [
+        ("loss.gen=&a ce", "anchors and aliases"),
+        ("generator.down_layers=[&a 1, *a]", "anchors and aliases"),
+        ("loss.gen=" + "x" * 2000, "characters long"),
+        ("loss.gen=!!python/object/apply:os.system [echo]", "cannot parse"),
+    ],
+)
+def test_overrides_refuse_aliases_long_values_and_tags(pair, rule):
+    """Issue 13, defect 4: a few hundred bytes of nested aliases stood for billions of values, and the error message
+    printed them all; aliases are refused, values are bounded, and messages quote values briefly."""
+    with pytest.raises(UserError, match=rule) as caught:
+        parse_overrides([pair])
+    assert len(str(caught.value)) < 300
+
+
+def test_error_messages_quote_values_briefly():
+    nested = ["lol"] * 9
+    for _ in range(8):
+        nested = [nested] * 9  # 9**9 strings, shared: cheap to hold, gigabytes to print
+    with pytest.raises(UserError) as caught:
+        TrainConfig.from_flat({"loss.gen": nested})
+    assert len(str(caught.value)) < 300 and "expected a string" in str(caught.value)
 
 
 def test_unknown_preset_is_refused():

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from elgan_ray.config import RunSettings, preset
+from elgan_ray.config import RunSettings
+from elgan_ray.presets import preset
 from elgan_ray.run_log import read_evals
 from elgan_ray.train_loop import train
 

@@ -110,6 +110,19 @@ BAD_LINES = {
     "'h_samples' must increase strictly": '{"lanes": [], "h_samples": [3, 2], "raw_file": "x.jpg"}',
     "'raw_file' must be a non-empty string": '{"lanes": [], "h_samples": [1], "raw_file": 7}',
     "a label line must be a JSON object": "[1, 2, 3]",
+    # issue 13, defect 3: a dataset never reads outside its own folder
+    "'raw_file' must be a relative path inside the dataset folder": '{"lanes": [], "h_samples": [1], '
+    '"raw_file": "../OUTSIDE.jpg"}',
+    "'raw_file' must be a relative path inside the dataset folder (no '..')": '{"lanes": [], "h_samples": [1], '
+    '"raw_file": "/tmp/OUTSIDE.jpg"}',
+    "'raw_file' must be a relative path": '{"lanes": [], "h_samples": [1], "raw_file": "clips/../../x.jpg"}',
+    "'raw_file' must be a relative path inside": '{"lanes": [], "h_samples": [1], "raw_file": "a\\u0000.jpg"}',
+    # issue 13, defect 10: coordinates no frame has
+    "lane 0 has an x beyond +-100000 pixels": '{"lanes": [[1000000000000000000000000000000]], "h_samples": [1], '
+    '"raw_file": "x.jpg"}',
+    "lane 0 has an x beyond": '{"lanes": [[-1' + "0" * 400 + ']], "h_samples": [1], "raw_file": "x.jpg"}',
+    "'h_samples' must be rows in [0, 100000]": '{"lanes": [], "h_samples": [1, 1000000], "raw_file": "x.jpg"}',
+    "a number too long to read": '{"lanes": [[1' + "0" * 5000 + ']], "h_samples": [1], "raw_file": "x.jpg"}',
 }
 
 

@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
-from elgan_ray.config import PRESETS, DiscriminatorConfig, GeneratorConfig, preset
+from elgan_ray.config import DiscriminatorConfig, GeneratorConfig
 from elgan_ray.losses import embedding_loss, lane_probability
 from elgan_ray.models import build_discriminator, build_generator, count_conv3x3, describe
+from elgan_ray.presets import PRESETS, preset
 
 
 def test_paper_plan_has_64_and_32_3x3_convs():

@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from elgan_ray.config import RunSettings, preset
+from elgan_ray.config import RunSettings
+from elgan_ray.presets import preset
 from elgan_ray.pretrain import ensure_pretrained, is_finished, pretrain_id
 from elgan_ray.study_layout import PRETRAIN_DIR
 from elgan_ray.train_loop import train

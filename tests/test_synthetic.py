@@ -107,7 +107,7 @@ def test_refuses_a_foreign_folder_and_leaves_nothing_half_written(tmp_path, monk
 
 
 def test_bad_counts_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="--val: frame count must be >= 0"):
+    with pytest.raises(UserError, match=r"--val: frame count must be in \[0, 100,000\]"):
         synthetic.write_synthetic_dataset(tmp_path / "d", 1, -1, 1, seed=0)
     with pytest.raises(UserError, match="nothing to write"):
         synthetic.write_synthetic_dataset(tmp_path / "d", 0, 0, 0, seed=0)

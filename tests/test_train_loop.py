@@ -7,7 +7,8 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from elgan_ray.config import RunSettings, preset
+from elgan_ray.config import RunSettings
+from elgan_ray.presets import preset
 from elgan_ray.run_log import read_evals, read_status
 from elgan_ray.train_loop import train
 

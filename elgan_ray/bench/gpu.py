@@ -11,7 +11,7 @@ from elgan_ray.bench.step import step_times
 def stage_gpu(b: Bench) -> dict[str, Any]:
     import torch
 
-    from elgan_ray.config import preset
+    from elgan_ray.presets import preset
 
     if not torch.cuda.is_available():
         b.notes["gpu"] = "no CUDA device on this machine: GPU figures not measured"

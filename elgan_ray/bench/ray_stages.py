@@ -33,7 +33,7 @@ def ensure_ray(b: Bench) -> None:
 
 def short_run(steps: int) -> dict[str, Any]:
     """Flat cpu-preset config of a short run through all three phases, evaluating only at phase ends."""
-    from elgan_ray.config import preset
+    from elgan_ray.presets import preset
 
     flat = SHORT_RUN | {"schedule.pretrain_g_steps": steps, "schedule.gan_steps": steps, "schedule.eval_every": 10**6}
     return preset("cpu").with_flat(flat | {"data.val_limit": 4}).to_flat()
@@ -90,8 +90,9 @@ def stage_tune(b: Bench) -> dict[str, Any]:
 
 
 def stage_ddp(b: Bench) -> dict[str, Any]:
-    from elgan_ray.config import RunSettings, preset
+    from elgan_ray.config import RunSettings
     from elgan_ray.distributed import fit_on_workers
+    from elgan_ray.presets import preset
     from elgan_ray.run_log import read_status
 
     ensure_ray(b)

@@ -58,8 +58,8 @@ def conv_flops_per_s(reps: int, device: str = "cpu") -> float:
 def stage_step(b: Bench) -> dict[str, Any]:
     import torch
 
-    from elgan_ray.config import preset
     from elgan_ray.data.tusimple import TuSimpleDataset
+    from elgan_ray.presets import preset
 
     cfg = preset("cpu")
     size = (cfg.data.height, cfg.data.width)
@@ -108,7 +108,7 @@ def sharing_ratio(flat: dict[str, Any], seeds: int, trials: int, t: dict[str, fl
 
 
 def stage_pretrain_sharing(b: Bench) -> dict[str, Any]:
-    from elgan_ray.config import PRESETS
+    from elgan_ray.presets import PRESETS
     from elgan_ray.study_spec import grid_points, load_spec
 
     if not b.steps:

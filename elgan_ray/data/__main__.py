@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("--n", f"must be >= 1, got {args.n}")
         if Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise UserError(args.out, "the picture must be a .png or .jpg file")
-        from elgan_ray.files import atomic_write_bytes
+        from elgan_ray.files import atomic_write_bytes, check_writable
+
+        check_writable(args.out, "file")
 
         picture = show_grid(args.dir, args.split, args.n)
         ok, data = cv2.imencode(Path(args.out).suffix.lower(), picture)

@@ -6,6 +6,8 @@ The on-disk layout (the real benchmark's, which the synthetic generator copies):
     ROOT/test_label.json                  test labels
 Each label file holds one JSON object per line: {"raw_file", "lanes", "h_samples"}, raw_file relative to
 ROOT, one x per h_sample for every lane, and a negative x (the data uses -2) where the lane is absent.
+A dataset never reads outside its folder: raw_file must be a relative path without '..'. Coordinates are
+bounded (|x| and h_samples up to COORDINATE_LIMIT pixels), so no later arithmetic overflows.
 
 No torch here: the evaluator imports this module and must start fast.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -26,6 +28,7 @@ H_SAMPLES = tuple(range(160, 711, 10))  # the test set's 56 rows; the synthetic 
 VALIDATION_SEQUENCE = "0601"  # TuSimple's held-out training sequence, the paper's validation set
 SPLITS = ("train", "val", "test")
 GAUSSIAN_REACH = 4.0  # sigmas: the rendered Gaussian is cut to 0 beyond this (exp(-8) ~ 3e-4)
+COORDINATE_LIMIT = 100_000  # pixels: |x| and h_samples beyond this are no frame's coordinates (frames are 1280x720)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ def _parse_line(path: Path, n: int, line: str) -> LaneLabel:
         obj = json.loads(line)
     except json.JSONDecodeError as error:
         raise UserError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=n) from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise UserError(path, "malformed JSON (a number too long to read)", line=n) from None
     if not isinstance(obj, dict):
         raise UserError(path, "a label line must be a JSON object", line=n)
     for key in ("raw_file", "lanes", "h_samples"):
@@ -71,8 +76,12 @@ def _parse_line(path: Path, n: int, line: str) -> LaneLabel:
     raw_file, lanes, h_samples = obj["raw_file"], obj["lanes"], obj["h_samples"]
     if not isinstance(raw_file, str) or not raw_file:
         raise UserError(path, "'raw_file' must be a non-empty string", line=n)
+    if not _inside(raw_file):
+        raise UserError(path, "'raw_file' must be a relative path inside the dataset folder (no '..')", line=n)
     if not _int_list(h_samples) or not h_samples:
         raise UserError(path, "'h_samples' must be a non-empty list of integers", line=n)
+    if not all(0 <= h <= COORDINATE_LIMIT for h in h_samples):
+        raise UserError(path, f"'h_samples' must be rows in [0, {COORDINATE_LIMIT}]", line=n)
     if any(b <= a for a, b in zip(h_samples, h_samples[1:], strict=False)):
         raise UserError(path, "'h_samples' must increase strictly", line=n)
     if not isinstance(lanes, list) or not all(_int_list(lane) for lane in lanes):
@@ -81,7 +90,15 @@ def _parse_line(path: Path, n: int, line: str) -> LaneLabel:
         if len(lane) != len(h_samples):
             rule = f"lane {i} has {len(lane)} x values but there are {len(h_samples)} h_samples"
             raise UserError(path, rule, line=n)
+        if not all(-COORDINATE_LIMIT <= x <= COORDINATE_LIMIT for x in lane):
+            raise UserError(path, f"lane {i} has an x beyond +-{COORDINATE_LIMIT} pixels", line=n)
     return LaneLabel(raw_file, tuple(tuple(lane) for lane in lanes), tuple(h_samples))
+
+
+def _inside(raw_file: str) -> bool:
+    """A relative path that stays inside the folder it is relative to (checked on the text, not the disk)."""
+    path = PurePosixPath(raw_file)
+    return "\x00" not in raw_file and not path.is_absolute() and ".." not in path.parts
 
 
 def _int_list(value: object) -> bool:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -22,13 +21,14 @@ from elgan_ray.data.labels import H_SAMPLES, VALIDATION_SEQUENCE
 from elgan_ray.data.render import TextureBank, render_scene
 from elgan_ray.data.scene import sample_scene, scene_labels, sequence_look
 from elgan_ray.errors import UserError
-from elgan_ray.files import atomic_directory
+from elgan_ray.files import atomic_directory, check_writable, publish_staging, staging_directory
 
 EMBEDDED_VERSION = "v1"  # bump when the generator changes: cached sets and pre-trainings are keyed on it
 EMBEDDED_SIZES = (400, 100, 100)  # train, val, test frames of the embedded default dataset
 MARKER = "synthetic.json"  # says what made a folder, so `synth` may overwrite its own output but no other
 TRAIN_SEQUENCES = ("0313-1", "0313-2", "0531")  # as TuSimple: the two 0313 clips share label_data_0313.json
 TEST_SEQUENCE = "0530"
+MAX_FRAMES = 100_000  # per split: TuSimple itself has 3,626 training and 2,782 test frames
 
 
 def make_frame(seed: int, sequence: str, index: int, bank: TextureBank | None = None):
@@ -96,19 +96,57 @@ def write_synthetic_dataset(
 ) -> Path:
     """Write a synthetic TuSimple-layout dataset to `out`, all or nothing; the same seed gives the same bytes.
 
-    A split with 0 frames gets no label file. `out` may be new, empty, or an earlier synthetic dataset.
+    A split with 0 frames gets no label file. `out` may be new, empty, or exactly a synthetic dataset this
+    code wrote (nothing else in it): anything else is refused, so no file of the user's is ever deleted.
     """
     out = Path(out)
     for name, n in (("--train", n_train), ("--val", n_val), ("--test", n_test)):
-        if n < 0:
-            raise UserError(name, f"frame count must be >= 0, got {n}")
+        if not 0 <= n <= MAX_FRAMES:
+            raise UserError(name, f"frame count must be in [0, {MAX_FRAMES:,}], got {n}")
     if n_train + n_val + n_test == 0:
         raise UserError("--train/--val/--test", "nothing to write: every frame count is 0")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
-        raise UserError(out, "exists and is not an empty folder or an earlier synthetic dataset: choose another")
+    if out.is_symlink():
+        raise UserError(out, "is a symbolic link: give the folder itself, or a new path")
+    check_writable(out, "folder")
+    _check_replaceable(out)
     with atomic_directory(out) as staging:
         _write_frames(staging, n_train, n_val, n_test, seed, progress)
+        _check_replaceable(out)  # again: the user may have put a file in it while the frames were made
     return out
+
+
+def _check_replaceable(out: Path) -> None:
+    """UserError unless `out` is absent, an empty folder, or exactly a dataset written by _write_frames."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not out.is_dir() or not (out / MARKER).is_file():
+        raise UserError(out, "exists and is not an empty folder or an earlier synthetic dataset: choose another")
+    try:
+        meta = json.loads((out / MARKER).read_text())
+        counts = [meta[split] for split in ("train", "val", "test")]
+        ours = meta["generator"] == "elgan_ray.data.synthetic"
+        ours = ours and all(type(n) is int and 0 <= n <= MAX_FRAMES for n in counts)
+    except (OSError, ValueError, TypeError, KeyError):
+        ours = False
+    if not ours:
+        raise UserError(out / MARKER, "was not written by `synth`, so the folder is no earlier dataset: choose another")
+    expected = _dataset_paths(*counts)
+    for path in sorted(out.rglob("*")):
+        name = path.relative_to(out).as_posix()
+        if name not in expected or path.is_symlink() or path.is_dir() != expected[name]:
+            rule = f"was not written by `synth` and would be deleted with {out}: move it, or choose another folder"
+            raise UserError(path, rule)
+
+
+def _dataset_paths(n_train: int, n_val: int, n_test: int) -> dict[str, bool]:
+    """Every path (relative, posix) a dataset of these counts holds -> whether it is a folder."""
+    paths = {MARKER: False}
+    for label_file, sequence, index in _frames_of_split(n_train, n_val, n_test):
+        raw_file = f"clips/{sequence}/{clip_id(sequence, index)}/20.jpg"
+        paths[label_file] = paths[raw_file] = False
+        parts = raw_file.split("/")
+        paths.update({"/".join(parts[:k]): True for k in range(1, len(parts))})
+    return paths
 
 
 def embedded_dataset(cache_dir: str | Path | None = None) -> Path:
@@ -118,22 +156,41 @@ def embedded_dataset(cache_dir: str | Path | None = None) -> Path:
     several processes (Ray trials) ask at once: a lock lets one of them generate while the others wait, and
     the folder appears by one atomic rename, so whoever finds it finds it complete.
     """
-    root = Path(cache_dir or os.environ.get("ELGAN_RAY_CACHE") or Path.home() / ".cache" / "elgan_ray")
+    root, origin = _cache_root(cache_dir)
     final = root / f"synthetic-{EMBEDDED_VERSION}"
     if (final / MARKER).is_file():
         return final
+    try:
+        check_writable(root, "folder")
+    except UserError as error:
+        raise UserError(f"{origin} {root}", error.rule) from None
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".synthetic-{EMBEDDED_VERSION}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here while one generates
         if (final / MARKER).is_file():
             return final
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=root))
+        staging = staging_directory(final)
         try:
             _write_frames(staging, *EMBEDDED_SIZES, seed=0, progress=sys.stderr.isatty())
-            os.rename(staging, final)  # fails if a process without the lock (other host) won the race
+            publish_staging(staging, final)  # fails if a process without the lock (other host) won the race
         except OSError:
             if not (final / MARKER).is_file():
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _cache_root(cache_dir: str | Path | None) -> tuple[Path, str]:
+    """The cache folder and where it came from: cache_dir, else $ELGAN_RAY_CACHE, else ~/.cache/elgan_ray.
+
+    A home folder that does not exist is not created (it would be a folder at a path such as /nonexistent).
+    """
+    if cache_dir:
+        return Path(cache_dir), "cache folder"
+    if os.environ.get("ELGAN_RAY_CACHE"):
+        return Path(os.environ["ELGAN_RAY_CACHE"]), "ELGAN_RAY_CACHE"
+    home = Path.home()
+    if not home.is_dir():
+        raise UserError(f"HOME {home}", "the home folder does not exist: set ELGAN_RAY_CACHE to a writable folder")
+    return home / ".cache" / "elgan_ray", "the cache folder in HOME"

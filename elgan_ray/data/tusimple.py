@@ -7,7 +7,12 @@ the raw lanes and h_samples in `dataset.labels` for the official metric.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,20 +38,63 @@ def decode_reduction(height: int, width: int) -> int:
     return max(fits, default=1)
 
 
+# libjpeg reports damaged data (a flipped bit, a cut-off file) only as a warning on stderr and still returns a
+# frame, mostly grey past the damage; these are the warnings that mean the pixels are not the file's.
+CORRUPTION_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG file")
+_DECODE_LOCK = threading.Lock()  # one decode at a time may borrow file descriptor 2
+_capture: tuple[int, Any] | None = None  # (pid, temporary file): forked loader workers each open their own
+
+
 def read_frame(path: str | Path, reduction: int = 1) -> np.ndarray:
-    """A TuSimple frame as BGR uint8 (720/reduction, 1280/reduction, 3); UserError when it is unreadable or of
-    another size. At a reduction the size check is at that scale (a frame a few pixels off could pass)."""
+    """A TuSimple frame as BGR uint8 (720/reduction, 1280/reduction, 3); UserError when it is unreadable, damaged
+    or of another size. At a reduction the size check is at that scale (a frame a few pixels off could pass)."""
     data = np.fromfile(path, np.uint8) if Path(path).is_file() else None
     if data is None:
         raise UserError(path, "image not found")
-    image = cv2.imdecode(data, REDUCED_DECODE[reduction]) if data.size else None
+    image, warnings = decode_checked(data, REDUCED_DECODE[reduction]) if data.size else (None, [])
     if image is None:
         raise UserError(path, "unreadable image (not a JPEG/PNG cv2 can decode)")
+    if warnings:
+        raise UserError(path, f"damaged image: the decoder reports '{warnings[0]}'")
     if image.shape[:2] != (-(-IMAGE_HEIGHT // reduction), -(-IMAGE_WIDTH // reduction)):
         full = image if reduction == 1 else cv2.imdecode(data, cv2.IMREAD_COLOR)  # its true size, for the message
         rule = f"image is {full.shape[1]}x{full.shape[0]}, TuSimple frames are {IMAGE_WIDTH}x{IMAGE_HEIGHT}"
         raise UserError(path, rule)
     return image
+
+
+def decode_checked(data: np.ndarray, flags: int) -> tuple[np.ndarray | None, list[str]]:
+    """cv2.imdecode, and the corruption warnings libjpeg printed while decoding.
+
+    OpenCV gives libjpeg's warnings no other way out than the C stderr, so file descriptor 2 points at a
+    temporary file for the length of the decode; whatever else lands there (another thread's output) is
+    passed on to the real stderr afterwards. A process without a usable fd 2 decodes unchecked.
+    """
+    global _capture
+    with _DECODE_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            return cv2.imdecode(data, flags), []
+        if _capture is None or _capture[0] != os.getpid():
+            _capture = (os.getpid(), tempfile.TemporaryFile())
+        capture = _capture[1]
+        capture.seek(0)
+        capture.truncate()
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        try:
+            image = cv2.imdecode(data, flags)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        lines = capture.read().decode("utf-8", "replace").splitlines()
+    corrupt = [line.strip() for line in lines if line.startswith(CORRUPTION_WARNINGS)]
+    other = [line for line in lines if not line.startswith(CORRUPTION_WARNINGS)]
+    if other:
+        print("\n".join(other), file=sys.stderr)
+    return image, corrupt
 
 
 class TuSimpleDataset(Dataset):
