@@ -18,7 +18,7 @@ import pandas as pd
 from elgan_ray import study_layout
 from elgan_ray.files import atomic_write_text
 from elgan_ray.run_log import EVALS_NAME, PREVIEW_NAME, read_evals, read_status
-from elgan_ray.trial_plan import ADVERSARY_KEYS, BASELINE, CONTROL, GAN, LAMBDA_KEY
+from elgan_ray.trial_plan import BASELINE, CONTROL, GAN, LAMBDA_KEY, is_adversary_key
 
 # Short names for the keys the paper's tables are about; any other varying key keeps its last part.
 SHORT_NAMES = {"loss.gen": "g", "loss.disc": "d", "loss.lambda": "lambda", "loss.emb_block": "emb", "seed": "seed"}
@@ -35,7 +35,7 @@ def run_name(flat: dict[str, Any], varying: tuple[str, ...], role: str = GAN) ->
     between controls, e.g. 'control,seed=3' (it shares no name with a GAN trial)."""
     parts = [CONTROL] if role == CONTROL else []
     for key in varying:
-        if role == CONTROL and (key in ADVERSARY_KEYS or key == LAMBDA_KEY):
+        if role == CONTROL and (is_adversary_key(key) or key == LAMBDA_KEY):
             continue
         value = flat[key]
         text = f"{value:.3g}" if isinstance(value, float) else str(value)

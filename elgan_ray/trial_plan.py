@@ -3,8 +3,9 @@
 A GAN phase changes G in two ways at once: it trains G further on L_fit, and it adds the adversary. The
 control separates the two. It is the same run as a GAN trial (same pre-trained G, same D pre-training, same
 schedule, steps and batches) with lambda = 0, so G's steps are fit steps only; D still trains beside it, so its
-health figures say what D would have told G. The keys that reach G only through lambda (ADVERSARY_KEYS) take
-the study's base values in the control, so one control serves every GAN group of a seed. A grid point that is
+health figures say what a D of the base config would have told G. The keys that reach G only through lambda
+(ADVERSARY_KEYS: the loss combination, D's model and optimiser) take the study's base values in the control,
+so one control serves every GAN group of a seed. A grid point that is
 already such a run (a lambda study with 0 in its grid) is the control; nothing is run twice.
 
 Roles, as evals.csv names them: `baseline` (the shared generator pre-training), `control`, `gan`.
@@ -22,18 +23,25 @@ ROLE_KEY = "role"  # in a planned run's point: "control" or "gan"
 BASELINE, CONTROL, GAN = "baseline", "control", "gan"
 ROLES = (BASELINE, CONTROL, GAN)
 LAMBDA_KEY = "loss.lambda"
-ADVERSARY_KEYS = ("loss.gen", "loss.disc", "loss.emb_block", "loss.emb_norm")  # no effect on G at lambda 0
+# Keys that reach G only through the adversary, so at lambda 0 they change nothing in G: the loss combination,
+# and D's own model and optimiser. (D's and G's schedule keys stay: they decide which batches G's steps see.)
+ADVERSARY_KEYS = ("loss.gen", "loss.disc", "loss.emb_block", "loss.emb_norm", "optim.lr_d", "optim.momentum_d")
+ADVERSARY_PREFIXES = ("discriminator.",)
 SEED_KEY = "seed"
+
+
+def is_adversary_key(key: str) -> bool:
+    return key in ADVERSARY_KEYS or key.startswith(ADVERSARY_PREFIXES)
 
 
 def control_point(point: dict[str, Any]) -> dict[str, Any]:
     """The control of a trial's point: lambda 0, the adversary keys left to their base values, the rest kept."""
-    return {k: v for k, v in point.items() if k not in ADVERSARY_KEYS and k != ROLE_KEY} | {LAMBDA_KEY: 0.0}
+    return {k: v for k, v in point.items() if not is_adversary_key(k) and k != ROLE_KEY} | {LAMBDA_KEY: 0.0}
 
 
 def is_control(flat: dict[str, Any], base_flat: dict[str, Any]) -> bool:
     """Whether a run's whole config is a control's: lambda 0 and the adversary keys at their base values."""
-    return flat[LAMBDA_KEY] == 0 and all(flat[k] == base_flat[k] for k in ADVERSARY_KEYS)
+    return flat[LAMBDA_KEY] == 0 and all(flat[k] == base_flat[k] for k in flat if is_adversary_key(k))
 
 
 def grid_plan(spec: SweepSpec, base: TrainConfig) -> list[dict[str, Any]]:

@@ -61,7 +61,7 @@ def test_a_diverged_trial_is_recorded_and_the_sweep_finishes(tmp_path, tiny_data
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "results" / "diverging"
     evals = pd.read_csv(folder / "evals.csv")
-    status = evals[evals.kind == "gan"].groupby("cfg.optim.lr_d").status.first()
+    status = evals[evals.role == "gan"].groupby("cfg.optim.lr_d").status.first()
     assert status.loc[1.0e-3] == "ok" and status.loc[1.0e30] == "diverged"
     summary = pd.read_csv(folder / "summary.csv")
     assert summary.n_diverged.sum() == 1

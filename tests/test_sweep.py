@@ -21,13 +21,17 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 
 def test_run_names_say_what_differs():
-    flat = {"loss.gen": "emb", "loss.disc": "ce", "seed": 3, "optim.lr_g": 0.00012345}
+    flat = {"loss.gen": "emb", "loss.disc": "ce", "seed": 3, "optim.lr_g": 0.00012345, "loss.lambda": 0.0}
     assert run_name(flat, ("loss.gen", "loss.disc", "seed")) == "g=emb,d=ce,seed=3"
     assert run_name(flat, ("optim.lr_g", "seed")) == "lr_g=0.000123,seed=3"
+    # A control is named apart from every GAN trial, by what differs between controls.
+    assert (
+        run_name(flat, ("loss.gen", "loss.lambda", "optim.lr_g", "seed"), "control") == "control,lr_g=0.000123,seed=3"
+    )
 
 
 def small_study(tmp_path, name="small"):
-    """2 loss combinations x 2 seeds: 4 GAN trials over 2 shared pre-trainings."""
+    """2 loss combinations x 2 seeds: 4 GAN trials and 2 controls over 2 shared pre-trainings."""
     return write_study(tmp_path, name, {"loss.disc": ["ce", "emb"]}, seeds=2)
 
 
@@ -46,16 +50,31 @@ def test_smoke_stability_sweep(tmp_path, tiny_dataset):
     run_sweep("stability", tmp_path, tiny_dataset)
     study = tmp_path / "stability"
     evals = pd.read_csv(study / "evals.csv")
-    gan = evals[evals.kind == "gan"]
+    gan = evals[evals.role == "gan"]
     assert gan.trial_id.nunique() == 20  # 4 loss combinations x 5 seeds
     assert sorted(gan.groupby(["gen_loss", "disc_loss"]).seed.nunique().tolist()) == [5, 5, 5, 5]
-    assert evals[evals.kind == "pretrain"].trial_id.nunique() == 5  # one shared pre-training per seed
+    assert evals[evals.role == "baseline"].trial_id.nunique() == 5  # one shared pre-training per seed
+    assert set(evals[evals.role == "baseline"].kind) == {"pretrain"}
+    # One fit-only control per seed, with GAN-phase rows: the same schedule, lambda 0.
+    control = evals[evals.role == "control"]
+    assert sorted(control.groupby("trial_id").seed.first()) == [0, 1, 2, 3, 4]
+    assert set(control["lambda"]) == {0.0} and set(control.phase) == {"pretrain_d", "gan"}
+    assert (control.phase == "gan").sum() == (gan.phase == "gan").sum() / 4
     assert len(list((tmp_path / "_pretrain").glob("seed*"))) == 5
     assert set(gan.phase) == {"pretrain_d", "gan"} and set(evals.post) == {"basic", "basic++"}
+    # D's health is in every row after D exists, and in no row of a pre-training.
+    health = ["d_acc_real", "d_acc_fake", "emb_distance", "adv_fit_grad_ratio", "adv_fit_grad_cos"]
+    assert evals.loc[evals.kind == "gan", health].notna().all().all()
+    assert evals.loc[evals.kind == "pretrain", health].isna().all().all()
     assert not evals.duplicated(["trial_id", "step", "post"]).any()
-    assert len(list((study / "tb").iterdir())) == 25  # one TensorBoard run per trial and per baseline
-    for name in ("summary.csv", "table.md", "stability.png", "curves.png", "predictions.png"):
+    assert len(list((study / "tb").iterdir())) == 30  # one TensorBoard run per trial, control and baseline
+    for name in ("summary.csv", "health.csv", "table.md", "stability.png", "curves.png", "health.png"):
         assert (study / name).exists(), name
+    assert (study / "predictions.png").exists()
+    assert list(pd.read_csv(study / "summary.csv").group)[0] == "control"
+    pairs = pd.read_csv(study / "pairwise.csv")
+    assert set(pairs.b) == {"control", "baseline"} and (pairs.b == "control").sum() == 4
+    assert "## D's health" in (study / "table.md").read_text()
     index = pd.read_csv(tmp_path / "index.csv")
     assert list(index.study) == ["stability"]
 
@@ -151,8 +170,10 @@ def test_optuna_search_runs_each_proposal_once_per_seed(tmp_path, tiny_dataset):
     study = write_study(tmp_path, "search", {}, seeds=2, nuisance=nuisance, num_samples=2, tables=[])
     run_sweep(study, tmp_path / "results", tiny_dataset)
     evals = pd.read_csv(tmp_path / "results" / "search" / "evals.csv")
-    gan = evals[evals.kind == "gan"]
+    gan = evals[evals.role == "gan"]
     assert gan.trial_id.nunique() == 4  # 2 Optuna proposals x 2 seeds
+    control = evals[evals.role == "control"]  # one per seed at the base config, run before the search
+    assert sorted(control.groupby("trial_id").seed.first()) == [0, 1] and set(control["lambda"]) == {0.0}
     proposals = gan.groupby(["lambda", "cfg.optim.lr_d"]).seed.unique()
     assert len(proposals) == 2 and all(sorted(seeds) == [0, 1] for seeds in proposals)
     assert all(0.1 <= value <= 10.0 for value in gan["lambda"])  # drawn from the declared range
@@ -168,7 +189,8 @@ def test_a_trial_on_two_train_workers_fits_a_two_cpu_machine(tmp_path, tiny_data
     done = subprocess.run(command, env=sweep_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     evals = pd.read_csv(tmp_path / "one" / "evals.csv")
-    assert len(evals[evals.kind == "gan"]) == 6 and set(evals.status) == {"ok"}  # 3 evaluations x 2 posts
+    assert len(evals[evals.role == "gan"]) == 6 and set(evals.status) == {"ok"}  # 3 evaluations x 2 posts
+    assert len(evals[evals.role == "control"]) == 6
     for status in [*(tmp_path / "one" / "runs").glob("*/status.json"), *(tmp_path / "_pretrain").glob("*/status.json")]:
         assert json.loads(status.read_text())["workers"] == 2, status
 
@@ -197,8 +219,9 @@ def test_sweep_joins_a_two_node_cluster(tmp_path, tiny_dataset):
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         evals = pd.read_csv(tmp_path / "results" / "cluster" / "evals.csv")
-        assert evals[evals.kind == "gan"].trial_id.nunique() == 4
-        assert evals[evals.kind == "pretrain"].trial_id.nunique() == 2
+        assert evals[evals.role == "gan"].trial_id.nunique() == 4
+        assert evals[evals.role == "control"].trial_id.nunique() == 2
+        assert evals[evals.role == "baseline"].trial_id.nunique() == 2
         assert not evals.duplicated(["trial_id", "step", "post"]).any()
     finally:
         # Only this cluster's processes (they carry its temp folder in their arguments); `ray stop` would end
