@@ -360,6 +360,10 @@ CASES = {
     # defect 4 (overrides): aliases are refused before anything expands or prints them
     "train-override-aliases": (lambda t, d: train(t, d, f"loss.gen={LAUGHS}"), "loss.gen", {"limit_mb": 1500}),
     "train-override-huge-number": (lambda t, d: train(t, d, "optim.lr_g=1" + "0" * 400), "optim.lr_g"),
+    "train-override-deep-nesting": (  # a RecursionError in PyYAML's composer before plain_yaml.MAX_DEPTH
+        lambda t, d: train(t, d, "generator.down_layers=" + "[" * 900),
+        "generator.down_layers",
+    ),
     # defect 8: every field's range, where it is declared
     "train-seed-negative": (lambda t, d: train(t, d, "seed=-1"), "seed"),
     "train-seed-flag-negative": (lambda t, d: train(t, d, "--seed", "-5"), "seed"),
