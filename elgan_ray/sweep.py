@@ -21,7 +21,6 @@ from elgan_ray import study_layout
 from elgan_ray.config import TrainConfig
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.presets import PRESETS, preset
-from elgan_ray.study_files import gather_evals, write_study_record
 from elgan_ray.study_spec import SweepSpec, grid_points, is_search, load_spec, scientific_points
 from elgan_ray.sweep_settings import SEED_KEY, SweepSettings
 from elgan_ray.trial_plan import CONTROL, GAN, ROLE_KEY, config_point, grid_plan, search_controls
@@ -94,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
     record |= {"preset": args.preset, "command": command, "started": started, "finished": None}
     record |= {"scientific": [k for k in settings.varying if k != SEED_KEY], "tables": list(spec.tables)}
+    from elgan_ray.study_files import gather_evals, write_study_record  # torch (tensorboardX): once all is good
+
     write_study_record(study_dir, record, keep_started=args.resume)
 
     from elgan_ray import tune_runner  # Ray is imported only once the inputs are known to be good
