@@ -235,3 +235,19 @@ def test_cli_bad_folder(tmp_path: Path, content, rule):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "evals.csv" in lines[0] and rule in lines[0], result.stderr
+
+
+def test_the_report_files_are_the_ones_checked_before_writing(reported):
+    """report_inputs.check_outputs checks study_layout.REPORT_FILES before the first write: every file the report
+    writes must be one of them."""
+    from elgan_ray import study_layout
+
+    _, written = reported
+    assert set(written) - {"index.csv"} <= set(study_layout.REPORT_FILES)
+
+
+def test_the_phases_the_report_accepts_are_the_training_loops():
+    from elgan_ray.report_inputs import PHASES
+    from elgan_ray.train_loop import PHASES as LOOP_PHASES
+
+    assert PHASES == LOOP_PHASES
