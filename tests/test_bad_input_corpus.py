@@ -545,6 +545,38 @@ CASES = {
         lambda t, d: sweep(t, study_yaml(t, ONE_POINT + "resources: {cpu: .inf}\n")),
         "resources.cpu",
     ),
+    "sweep-cpus-inf": (lambda t, d: sweep(t, "stability", "--cpus-per-worker", "inf"), "--cpus-per-worker"),
+    "sweep-gpus-negative": (lambda t, d: sweep(t, "stability", "--gpus-per-worker", "-1"), "--gpus-per-worker"),
+    "sweep-gpus-nan": (lambda t, d: sweep(t, "stability", "--gpus-per-worker", "nan"), "--gpus-per-worker"),
+    "sweep-workers-huge": (lambda t, d: sweep(t, "stability", "--workers-per-trial", "10" * 20), "--workers-per-trial"),
+    "sweep-max-concurrent-negative": (lambda t, d: sweep(t, "stability", "--max-concurrent", "-1"), "--max-concurrent"),
+    # defect 11: the results folder and its index, checked before the first trial
+    "sweep-results-dangling-symlink": (
+        lambda t, d: sweep(t, "stability", results=symlink(t / "link", t / "nowhere")),
+        "link",
+    ),
+    "sweep-index-is-a-folder": (
+        lambda t, d: sweep(t, "stability", results=folder(t / "res" / "index.csv").parent),
+        "index.csv",
+    ),
+    "sweep-index-not-utf-8": (
+        lambda t, d: sweep(
+            t, "stability", results=write(t / "res" / "index.csv", b"study,started\ncaf\xe9,x\n").parent
+        ),
+        "index.csv:2",
+    ),
+    "sweep-report-file-is-a-folder": (
+        lambda t, d: sweep(
+            t, "stability", "--resume", results=folder(t / "res" / "stability" / "summary.csv").parent.parent
+        ),
+        "summary.csv",
+    ),
+    "sweep-resume-damaged-study-json": (
+        lambda t, d: sweep(
+            t, "stability", "--resume", results=write(t / "res" / "stability" / "study.json", "[1]").parent.parent
+        ),
+        "study.json",
+    ),
 }
 PHASE_2 = {
     "eval-huge-line": "evaluate.py",
@@ -552,8 +584,6 @@ PHASE_2 = {
     "eval-per-image-is-a-folder": "evaluate.py",
     "eval-per-image-under-a-file": "evaluate.py",
     "eval-per-image-is-the-prediction": "evaluate.py",
-    "sweep-results-is-a-file": "sweep.py",
-    "sweep-results-under-a-file": "sweep.py",
     "bench-out-is-a-folder": "bench.py",
 }
 
@@ -813,7 +843,7 @@ def run_unprivileged(argv):
         pytest.skip(f"cannot run without file privileges here: {error}")
 
 
-@pytest.mark.parametrize("command", ["train", "synth", "show"])
+@pytest.mark.parametrize("command", ["train", "synth", "show", "sweep"])
 def test_an_output_the_user_cannot_write_is_refused_before_the_work(tmp_path, tiny_dataset, command):
     """Issue 13, defect 11: an unwritable output folder gave a PermissionError traceback after the work."""
     read_only = folder(tmp_path / "ro")
@@ -823,6 +853,7 @@ def test_an_output_the_user_cannot_write_is_refused_before_the_work(tmp_path, ti
         "train": train(tmp_path, tiny_dataset, out=target),
         "synth": ["elgan_ray.data", "synth", "--out", str(target), "--train", "2", "-q"],
         "show": ["elgan_ray.data", "show", str(tiny_dataset), "--out", str(target) + ".png", "--n", "1"],
+        "sweep": ["elgan_ray.sweep", "stability", "--results", str(target), "--data", str(tiny_dataset)],
     }[command]
     assert_user_error(run_unprivileged(argv), str(read_only))
     read_only.chmod(0o755)
@@ -891,7 +922,6 @@ def test_a_label_file_in_a_folder_the_user_cannot_enter_is_one_line(tmp_path):
 # -- issue 13, defect 8: sweep --cpus-per-worker nan ---------------------------------------------------------------
 
 
-@phase_2("sweep.py")
 def test_sweep_refuses_nan_cpus_before_it_writes_or_starts_ray(tmp_path):
     """An unfixed sweep accepts nan, writes study.json and starts Ray; it is stopped as soon as study.json appears,
     before Ray starts."""
