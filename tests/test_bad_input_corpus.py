@@ -584,7 +584,6 @@ PHASE_2 = {
     "eval-per-image-is-a-folder": "evaluate.py",
     "eval-per-image-under-a-file": "evaluate.py",
     "eval-per-image-is-the-prediction": "evaluate.py",
-    "bench-out-is-a-folder": "bench.py",
 }
 
 
@@ -843,7 +842,7 @@ def run_unprivileged(argv):
         pytest.skip(f"cannot run without file privileges here: {error}")
 
 
-@pytest.mark.parametrize("command", ["train", "synth", "show", "sweep"])
+@pytest.mark.parametrize("command", ["train", "synth", "show", "sweep", "bench"])
 def test_an_output_the_user_cannot_write_is_refused_before_the_work(tmp_path, tiny_dataset, command):
     """Issue 13, defect 11: an unwritable output folder gave a PermissionError traceback after the work."""
     read_only = folder(tmp_path / "ro")
@@ -854,6 +853,7 @@ def test_an_output_the_user_cannot_write_is_refused_before_the_work(tmp_path, ti
         "synth": ["elgan_ray.data", "synth", "--out", str(target), "--train", "2", "-q"],
         "show": ["elgan_ray.data", "show", str(tiny_dataset), "--out", str(target) + ".png", "--n", "1"],
         "sweep": ["elgan_ray.sweep", "stability", "--results", str(target), "--data", str(tiny_dataset)],
+        "bench": ["elgan_ray.bench", "--quick", "--only", "render", "--out", str(target) + ".json"],
     }[command]
     assert_user_error(run_unprivileged(argv), str(read_only))
     read_only.chmod(0o755)
