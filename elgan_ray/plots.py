@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from elgan_ray import study_layout  # noqa: E402
+from elgan_ray.report_inputs import load_previews  # noqa: E402
 from elgan_ray.study_frame import (  # noqa: E402
     MAIN_POST,
     final_rows,
@@ -38,8 +38,11 @@ N_FRAMES = 3  # validation frames in predictions.png
 DPI = 120
 
 
-def write_figures(study_dir: Path, title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> dict[str, Path]:
-    """stability.png/.pdf, curves.png and (when previews exist) predictions.png in study_dir."""
+def write_figures(
+    study_dir: Path, title: str, evals: pd.DataFrame, summary: pd.DataFrame, previews: dict | None = None
+) -> dict[str, Path]:
+    """stability.png/.pdf, curves.png, health.png (when evals.csv has D's health) and predictions.png (when
+    previews exist: `previews`, else report_inputs.load_previews of study_dir) in study_dir."""
     written = {}
     fig = stability_figure(title, evals, summary)
     for ext in ("png", "pdf"):
@@ -48,7 +51,7 @@ def write_figures(study_dir: Path, title: str, evals: pd.DataFrame, summary: pd.
     fig = health_figure(title, evals)
     if fig is not None:
         written["health.png"] = _save(fig, study_dir / "health.png")
-    fig = predictions_figure(title, evals, study_dir)
+    fig = predictions_figure(title, evals, study_dir, previews)
     if fig is not None:
         written["predictions.png"] = _save(fig, study_dir / "predictions.png")
     plt.close("all")
@@ -198,17 +201,6 @@ def health_figure(title: str, evals: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
-def _load_previews(study_dir: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Every runs/*/preview.npz, keyed by its trial_name (the npz's own key, else the folder name)."""
-    previews = {}
-    for path in study_layout.run_files(study_dir, study_layout.PREVIEW_FILE):
-        with np.load(path) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        name = str(arrays.pop("trial_name", path.parent.name))
-        previews[name] = arrays
-    return previews
-
-
 def _representatives(evals: pd.DataFrame, previews: dict) -> list[tuple[str, str]]:
     """(column title, trial_name): the baseline, then per group its lowest-seed trial that has a preview."""
     trials = with_groups(evals).groupby("trial_name")[["group", "seed", "status"]].first().reset_index()
@@ -223,9 +215,12 @@ def _representatives(evals: pd.DataFrame, previews: dict) -> list[tuple[str, str
     return chosen
 
 
-def predictions_figure(title: str, evals: pd.DataFrame, study_dir: Path) -> plt.Figure | None:
-    """Fig. 4/6 form: per frame, a raw row (probability maps) and a basic++ row (lanes drawn on the frame)."""
-    previews = _load_previews(study_dir)
+def predictions_figure(
+    title: str, evals: pd.DataFrame, study_dir: Path, previews: dict | None = None
+) -> plt.Figure | None:
+    """Fig. 4/6 form: per frame, a raw row (probability maps) and a basic++ row (lanes drawn on the frame), from
+    `previews` (report_inputs.load_previews), else the study folder's."""
+    previews = load_previews(study_dir) if previews is None else previews
     chosen = _representatives(evals, previews)
     if not chosen:
         return None

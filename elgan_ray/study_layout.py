@@ -36,6 +36,9 @@ TB_DIR = "tb"
 # the names are run_log's STATUS_NAME and PREVIEW_NAME, and tests/test_study_layout.py checks that they agree.
 STATUS_FILE = "status.json"
 PREVIEW_FILE = "preview.npz"
+# The report's files in a study folder (report.py's tables, plots.py's figures); checked writable before it writes.
+REPORT_FILES = ("summary.csv", "final.csv", "pairwise.csv", "health.csv", "table.md", "table.tex")
+REPORT_FILES += ("stability.png", "stability.pdf", "curves.png", "health.png", "predictions.png")
 
 
 def study_dir(results_root: str | Path, study: str) -> Path:

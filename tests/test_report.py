@@ -292,3 +292,19 @@ def test_a_discriminator_at_chance_is_named_in_the_tables(study: Path):
     write_report(study)
     text = (study / "table.md").read_text()
     assert text.count("D ends its pre-training at chance") == 5  # the control and each of the 4 groups
+
+
+def test_the_report_files_are_the_ones_checked_before_writing(reported):
+    """report_inputs.check_outputs checks study_layout.REPORT_FILES before the first write: every file the report
+    writes must be one of them."""
+    from elgan_ray import study_layout
+
+    _, written = reported
+    assert set(written) - {"index.csv"} <= set(study_layout.REPORT_FILES)
+
+
+def test_the_phases_the_report_accepts_are_the_training_loops():
+    from elgan_ray.report_inputs import PHASES
+    from elgan_ray.train_loop import PHASES as LOOP_PHASES
+
+    assert PHASES == LOOP_PHASES
