@@ -201,6 +201,8 @@ def train(
             phase_done = phase_done or position.evals_since_best >= cfg.schedule.pretrain_g_patience
         if phase_done:
             position.phase, position.phase_step = _next_phase(phase, phases, cfg)
+        if rank == 0 and position.phase is None:  # the final evaluation: its maps are what a seed ensemble averages
+            log.final_maps(validation.maps, val_labels, cfg.eval.threshold, cfg.eval.min_area)
         if rank == 0:
             save_checkpoint(out_dir / CHECKPOINT_NAME, _state(generator, discriminator, opt_g, opt_d, position, flat))
         if report is not None:
