@@ -13,7 +13,8 @@ Written into the study folder:
   health.csv        D's health per control and group (`health_table`): does D learn, how large is its gradient
   table.md/.tex     the tables above, titled for the tables the study calls for (study.json), and a warning for
                     every group whose D ends its pre-training at chance
-  stability.png/.pdf, curves.png, predictions.png   (see plots.py)
+  ensemble.csv      seed ensembles per method x post-processing x ensemble size (ensemble.py), when runs kept maps
+  stability.png/.pdf, curves.png, ensemble.png, predictions.png   (see plots.py)
 Every diverged, failed or still-running trial is counted in its group and marked in the plots.
 """
 
@@ -34,6 +35,7 @@ from elgan_ray.errors import UserError, run_cli
 from elgan_ray.files import atomic_write_text
 from elgan_ray.study_frame import (
     NAMED_CONFIG,
+    group_order,
     varying_columns,
     with_roles,
 )
@@ -221,6 +223,20 @@ def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFram
     return path
 
 
+def write_ensembles(study_dir: Path, evals: pd.DataFrame, written: dict[str, Path]) -> tuple[pd.DataFrame, Any]:
+    """ensemble.csv (when runs kept their final maps), and the (group, Spread) whose uncertainty predictions.png
+    shows: the GAN group with the most accurate ensemble, else the control."""
+    from elgan_ray import ensemble  # post-processing (cv2) only for the ensembles
+
+    table, spreads = ensemble.study_ensembles(study_dir, evals)
+    if table.empty:
+        return table, None
+    written["ensemble.csv"] = study_dir / "ensemble.csv"
+    atomic_write_text(written["ensemble.csv"], table.to_csv(index=False))
+    group = ensemble.most_accurate(table, group_order(evals)) or ensemble.most_accurate(table, [CONTROL])
+    return table, None if group is None else (group, spreads[group])
+
+
 def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str, Path]:
     """Tables, figures and the index row of one study folder; returns what it wrote, by name."""
     from elgan_ray import plots  # matplotlib only once the inputs are known to be good
@@ -230,8 +246,9 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str,
     study = read_study(study_dir, evals)
     evals = with_silent_runs(evals, study_dir)
     summary, written = write_tables(study_dir, study, evals)
+    ensembles, spread = write_ensembles(study_dir, evals, written)
     title = f"{study['study']} (preset {study['preset']})"
-    written |= plots.write_figures(study_dir, title, evals, summary)
+    written |= plots.write_figures(study_dir, title, evals, summary, ensembles, spread)
     written["index.csv"] = update_index(Path(results_root or study_layout.results_root_of(study_dir)), study, summary)
     return written
 
