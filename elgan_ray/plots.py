@@ -33,6 +33,7 @@ STATUS_STYLE = {  # marker and colour of a trial's final point by its status
     "diverged": ("X", "tab:red"),
     "failed": ("s", "tab:purple"),
     "running": ("^", "tab:orange"),
+    "stopped": ("v", "tab:cyan"),  # stopped early by a search's scheduler: left out of Fig. 5, counted in its tick
 }
 N_FRAMES = 3  # validation frames in predictions.png
 DPI = 120
@@ -74,10 +75,12 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def stability_figure(title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
-    """Fig. 5: per group, the mean final validation F-score with +-1 std bar over seeds, and each seed's point."""
+    """Fig. 5: per group, the mean final validation F-score with +-1 std bar over seeds, and each seed's point
+    (trials stopped early by a scheduler have no final score and are left out; the group's tick counts them)."""
     final = final_rows(evals)
     f1 = final[(final["kind"] == "gan") & (final["post"] == MAIN_POST)].set_index("trial_id")["f1"] * 100
     trials = with_groups(evals)[lambda d: d["kind"] == "gan"].groupby("trial_id")[["group", "seed", "status"]].first()
+    trials = trials[trials["status"] != "stopped"]
     groups = list(summary["group"])
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.4))
     x = np.arange(len(groups))
@@ -156,8 +159,11 @@ def curves_figure(title: str, evals: pd.DataFrame) -> plt.Figure:
                     color=colour,
                     s=60,
                     zorder=4,
-                    label=f"{status}: last score of {trial['trial_name'].iloc[0]}",
+                    label=f"{status}: last score of {trial['trial_name'].iloc[0]}" if status != "stopped" else None,
                 )
+    if (gan["status"] == "stopped").any():  # one legend entry for them all: a search may stop most of its trials
+        marker, colour = STATUS_STYLE["stopped"]
+        ax.scatter([], [], marker=marker, color=colour, s=60, label="stopped early by the scheduler: last score")
     base = final_rows(evals)
     base = base[(base["group"] == BASELINE) & (base["post"] == MAIN_POST)]["accuracy"] * 100
     if len(base):

@@ -15,7 +15,7 @@ Written into the study folder:
                     every group whose D ends its pre-training at chance
   ensemble.csv      seed ensembles per method x post-processing x ensemble size (ensemble.py), when runs kept maps
   stability.png/.pdf, curves.png, ensemble.png, predictions.png   (see plots.py)
-Every diverged, failed or still-running trial is counted in its group and marked in the plots.
+Every diverged, failed, stopped or still-running trial is counted in its group and marked in the plots.
 """
 
 from __future__ import annotations
