@@ -21,6 +21,7 @@ from ray import tune
 from elgan_ray import study_layout
 from elgan_ray.checkpoint import CHECKPOINT_NAME
 from elgan_ray.config import RunSettings, TrainConfig
+from elgan_ray.gpu_check import require_cuda
 from elgan_ray.pretrain import data_identity, ensure_pretrained, pretrain_id
 from elgan_ray.run_log import read_evals, read_status, write_status
 from elgan_ray.search_space import PLAN_KEY, plan_space, to_param_space
@@ -157,7 +158,8 @@ def _runner(settings: SweepSettings):
     from elgan_ray.train_loop import train
 
     def run_here(cfg, run_settings, phases, init_generator=None):
-        device = "cuda" if settings.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
+        require_cuda(settings.gpus_per_worker)  # a GPU slot without CUDA fails the trial, naming the node
+        device = "cuda" if settings.gpus_per_worker > 0 else "cpu"
         run_settings = RunSettings(**(asdict(run_settings) | {"device": device}))
         train(cfg, run_settings, report=_tune_report, phases=phases, init_generator=init_generator)
 
