@@ -3,8 +3,9 @@ the file that keeps a run's final maps for the report's seed ensembles (ensemble
 
 val_maps.npz (np.savez_compressed, written atomically by run_log.RunLog.final_maps) holds everything scoring
 needs, so the report needs neither the dataset folder nor torch:
-  maps        (V, H, W) uint8: the lane probability of every validation frame at the training size, round(p * 255)
-              (p > 0.5 and round(p * 255) / 255 > 0.5 agree but for p exactly 0.5)
+  maps        (V, H, W) uint8: the lane probability of every validation frame at the training size, p * 255
+              rounded half down (ceil(255 p - 0.5)), so that q / 255 > 0.5 exactly when p > 0.5: at the default
+              threshold a stored map post-processes as the run's own did
   labels      the frames' labels as JSON text: [{"raw_file", "lanes", "h_samples"}, ...], TuSimple's own fields,
               in the order of `maps`
   threshold, min_area   the run's eval.threshold and eval.min_area, so the report post-processes as the run did
@@ -27,7 +28,7 @@ from elgan_ray.metrics import score_predictions
 from elgan_ray.postprocess import POSTPROCESSORS, lanes_from_map
 
 VAL_MAPS_NAME = "val_maps.npz"
-LEVELS = 255  # uint8 quantisation: p -> round(p * LEVELS)
+LEVELS = 255  # uint8 quantisation: p -> ceil(p * LEVELS - 0.5)
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,10 @@ def score_maps(
 
 
 def quantise(maps: np.ndarray) -> np.ndarray:
-    """(V, H, W) probabilities in [0, 1] -> uint8; NaN (a diverged generator) becomes 0."""
-    return np.round(np.clip(np.nan_to_num(maps, nan=0.0), 0.0, 1.0) * LEVELS).astype(np.uint8)
+    """(V, H, W) probabilities in [0, 1] -> uint8, within half a level; NaN (a diverged generator) becomes 0.
+    Halves round down: 0.5 (a pixel where G's two logits tie) stays below the default threshold, as in the run."""
+    p = np.clip(np.nan_to_num(maps, nan=0.0), 0.0, 1.0).astype(np.float64)
+    return np.ceil(p * LEVELS - 0.5).astype(np.uint8)
 
 
 def encode(maps: np.ndarray, labels: list[LaneLabel], threshold: float, min_area: int) -> bytes:

@@ -63,11 +63,13 @@ def test_maps_file_round_trip_keeps_what_scoring_needs(tmp_path):
     labels = _labels(2)
     maps = np.stack([render_lane_map(x.lanes, x.h_samples, H, W) for x in labels]).astype(np.float32)
     maps[0, 0, 0] = np.nan  # a diverged generator's map: stored as 0
+    maps[0, 0, 1:4] = [0.5, np.nextafter(np.float32(0.5), np.float32(1)), 1.0]  # at, just above the threshold
     path = tmp_path / val_maps.VAL_MAPS_NAME
     path.write_bytes(val_maps.encode(maps, labels, threshold=0.4, min_area=7))
     stored = val_maps.read(path)
     assert stored.labels == labels and (stored.threshold, stored.min_area) == (0.4, 7)
-    assert stored.maps.dtype == np.uint8 and stored.maps[0, 0, 0] == 0
+    assert stored.maps.dtype == np.uint8 and list(stored.maps[0, 0, :4]) == [0, 127, 128, 255]
+    assert np.array_equal(stored.maps / 255 > 0.5, maps > 0.5)  # thresholded as the run's own maps were
     assert np.abs(stored.maps / 255 - np.nan_to_num(maps)).max() <= 0.5 / 255 + 1e-7
     path.write_bytes(b"not an npz")
     with pytest.raises(UserError, match="not a run's validation maps"):
