@@ -13,8 +13,9 @@ Written into the study folder:
   health.csv        D's health per control and group (`health_table`): does D learn, how large is its gradient
   table.md/.tex     the tables above, titled for the tables the study calls for (study.json), and a warning for
                     every group whose D ends its pre-training at chance
-  stability.png/.pdf, curves.png, predictions.png   (see plots.py)
-Every diverged, failed or still-running trial is counted in its group and marked in the plots. Every input
+  ensemble.csv      seed ensembles per method x post-processing x ensemble size (ensemble.py), when runs kept maps
+  stability.png/.pdf, curves.png, health.png, ensemble.png, predictions.png   (see plots.py)
+Every diverged, failed, stopped or still-running trial is counted in its group and marked in the plots. Every input
 (evals.csv, study.json, runs/*/run.json, status.json, preview.npz, index.csv) is read and checked before the
 first file is written (report_inputs.py), so a bad one leaves the study folder and the index as they were.
 """
@@ -45,6 +46,7 @@ from elgan_ray.report_inputs import (
 )
 from elgan_ray.study_frame import (
     NAMED_CONFIG,
+    group_order,
     varying_columns,
     with_roles,
 )
@@ -214,6 +216,19 @@ def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFram
     return path
 
 
+def seed_ensembles(study_dir: Path, evals: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    """ensemble.csv's table (empty when no run kept its final maps; every run's maps read and checked), and the
+    (group, Spread) whose uncertainty predictions.png shows: the GAN group with the most accurate ensemble, else
+    the control."""
+    from elgan_ray import ensemble  # post-processing (cv2) only for the ensembles
+
+    table, spreads = ensemble.study_ensembles(study_dir, evals)
+    if table.empty:
+        return table, None
+    group = ensemble.most_accurate(table, group_order(evals)) or ensemble.most_accurate(table, [CONTROL])
+    return table, None if group is None else (group, spreads[group])
+
+
 def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str, Path]:
     """Tables, figures and the index row of one study folder; returns what it wrote, by name."""
     study_dir = Path(study_dir)
@@ -223,13 +238,17 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str,
     study = read_study(study_dir, evals)
     evals = with_silent_runs(evals, study_dir)
     previews = load_previews(study_dir)
+    ensembles, spread = seed_ensembles(study_dir, evals)
     check_outputs(study_dir, results_root)
 
     from elgan_ray import plots  # matplotlib only once the inputs are known to be good
 
     summary, written = write_tables(study_dir, study, evals)
+    if not ensembles.empty:
+        written["ensemble.csv"] = study_dir / "ensemble.csv"
+        atomic_write_text(written["ensemble.csv"], ensembles.to_csv(index=False))
     title = f"{study['study']} (preset {study['preset']})"
-    written |= plots.write_figures(study_dir, title, evals, summary, previews)
+    written |= plots.write_figures(study_dir, title, evals, summary, previews, ensembles, spread)
     written["index.csv"] = update_index(results_root, study, summary)
     return written
 
@@ -237,8 +256,9 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m elgan_ray.report",
-        description="Tables (summary.csv, final.csv, pairwise.csv, table.md, table.tex) and figures (stability, "
-        "curves, predictions) of a study folder from its evals.csv; adds the study run's row to <results>/index.csv.",
+        description="Tables (summary.csv, final.csv, pairwise.csv, health.csv, ensemble.csv, table.md, table.tex) and "
+        "figures (stability, curves, health, ensemble, predictions) of a study folder from its evals.csv; adds the "
+        "study run's row to <results>/index.csv.",
     )
     parser.add_argument("study_dir", type=Path, help="results/<study>: the folder holding evals.csv")
     parser.add_argument("--results", type=Path, help="where index.csv lives (default: the study folder's parent)")

@@ -13,13 +13,15 @@ A study file names its keys the tuning-playbook way (all keys are TrainConfig fl
     fixed: {loss.lambda: 1.0}             # constants on top of the preset chosen on the command line
     tables: [stability]                   # the paper tables the report writes
     resources: {cpu: 1, gpu: 0, workers: 1}
+    scheduler: {name: asha, grace_period: 2, reduction_factor: 2}   # search studies only: early stopping (ASHA)
 
 Distributions: {loguniform: [a, b]}, {uniform: [a, b]} (float keys), {randint: [a, b]} (integer keys, b
 excluded, as in tune.randint), {choice: [v, ...]}. A fixed key of base.yaml that a study varies is dropped.
 Everything is checked on load, values included (each grid point is built as a TrainConfig), so a typo
 fails before any compute with one line naming the file, the YAML line and the key. Every count is bounded
 (the MAX_* below; a file's size and its YAML are study_yaml.py's) and refused before anything of that size is
-built. No Ray here: the translation of a spec into Ray Tune's param space is search_space.py's.
+built. No Ray here: the translation of a spec into Ray Tune's param space is search_space.py's. `scheduler` is
+checked by study_scheduler.py, which also turns it into Tune's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, NoReturn
 
 from elgan_ray.config import TrainConfig, flat_keys
 from elgan_ray.errors import UserError, quoted
+from elgan_ray.study_scheduler import check_scheduler
 from elgan_ray.study_yaml import find_study_file, is_file, read_study_yaml
 
 SEARCH_DIR = Path(__file__).resolve().parent.parent / "search_spaces"  # the repo's folder (editable install)
@@ -43,9 +46,9 @@ POSTS = ("basic", "basic++")  # = postprocess.POSTPROCESSORS (not imported: it p
 MODES = ("max", "min")
 DISTRIBUTIONS = ("loguniform", "uniform", "randint", "choice")
 REQUIRED = ("study", "description", "metric", "scientific", "seeds", "nuisance", "num_samples", "fixed", "tables")
-TOP_KEYS = (*REQUIRED, "base", "resources")
-STUDY_ONLY = ("study", "description", "base")  # keys base.yaml may not hold
-MAPPINGS = ("metric", "scientific", "nuisance", "fixed", "resources")  # merged key by key over base.yaml
+TOP_KEYS = (*REQUIRED, "base", "resources", "scheduler")
+STUDY_ONLY = ("study", "description", "base", "scheduler")  # keys base.yaml may not hold
+MAPPINGS = ("metric", "scientific", "nuisance", "fixed", "resources", "scheduler")  # merged key by key over base.yaml
 DEFAULT_RESOURCES = {"cpu": 1.0, "gpu": 0.0, "workers": 1}
 # resources: key -> (low, high): a trial's workers (Ray Train, DDP), each worker's CPUs (> 0) and GPUs (fractions
 # allowed); the sweep's --workers-per-trial, --cpus-per-worker and --gpus-per-worker take the same ranges.
@@ -74,6 +77,8 @@ class SweepSpec:
     fixed: dict[str, Any]  # applied over the preset
     tables: tuple[str, ...]
     resources: dict  # {"cpu": float, "gpu": float, "workers": int}: defaults, the command line overrides
+    # search studies: {"name": "asha", "grace_period": int (GAN-phase evaluations), "reduction_factor": float}
+    scheduler: dict | None = None
 
 
 def load_spec(name_or_path: str, search_dir: Path | None = None) -> SweepSpec:
@@ -295,6 +300,8 @@ def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
             check.fail(f"{rule}, got {quoted(value)}", "resources", key)
         resources[key] = value if key == "workers" else float(value)
 
+    scheduler = check_scheduler(check.fail, raw["scheduler"], is_search=bool(nuisance)) if "scheduler" in raw else None
+
     spec = SweepSpec(
         study=study,
         description=raw["description"].strip(),
@@ -309,6 +316,7 @@ def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
         fixed=fixed,
         tables=tuple(tables),
         resources=resources,
+        scheduler=scheduler,
     )
     # Values that are fine alone may clash together (emb_block and the discriminator's blocks): build them all.
     for point in scientific_points(spec):

@@ -21,6 +21,7 @@ from elgan_ray import study_layout
 from elgan_ray.config import TrainConfig
 from elgan_ray.errors import UserError, quoted, run_cli
 from elgan_ray.files import check_writable
+from elgan_ray.gpu_check import local_shortfall
 from elgan_ray.presets import PRESETS, preset
 from elgan_ray.report_inputs import check_outputs, read_study_record
 from elgan_ray.study_spec import (
@@ -105,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         gpus_per_worker=_first(args.gpus_per_worker, spec.resources["gpu"]),
         cluster=bool(args.address),
     )
+    if not settings.cluster:  # a local Ray has only this machine's GPUs: Tune would wait for ever for more
+        shortfall = local_shortfall(settings.gpus_per_worker * settings.workers_per_trial)
+        if shortfall:
+            rule = f"{shortfall}: a local Ray would wait for them for ever; use a cluster with GPUs (--address) or 0"
+            if args.gpus_per_worker is not None:
+                raise UserError("--gpus-per-worker", rule)
+            raise UserError(spec.path, rule, key="resources.gpu")
     # Validate every grid point before any compute: a bad value fails here, naming the study file.
     for point in grid_points(spec):
         settings.trial_config(point)
