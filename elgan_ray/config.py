@@ -203,7 +203,7 @@ class RunSettings:
     tb_dir: str | None = None  # TensorBoard run folder (None = out_dir)
     device: str = "cpu"
     channels_last: bool = True  # models and frames in the NHWC layout: faster convolutions on CPU and GPU
-    num_workers: int = 0  # DataLoader worker processes
+    prefetch: bool = True  # prepare the next batch in a background thread while a step runs (batches.py)
     run_name: str = ""  # shown in TensorBoard and logs
 
 

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from elgan_ray.batches import Prefetcher, batch_of_step
 from elgan_ray.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.data.synthetic import embedded_dataset
@@ -65,6 +67,7 @@ class RunResult:
     step: int
     final: dict[str, float]  # the last evaluation's main metrics
     train_seconds: float  # time spent in this process's loop (not counting set-up)
+    loader_wait_seconds: float = 0.0  # of which the loop waited for its batches
 
 
 def seed_everything(seed: int) -> None:
@@ -152,10 +155,16 @@ def train(
             generator, discriminator, val_images, val_maps, predictions, cfg.loss, device
         )
 
+    # The next step's batch is prepared in a background thread while this step runs (batches.Prefetcher).
+    load = partial(batch_of_step, train_set, n_train, batch_size=cfg.optim.batch_size, seed=cfg.seed, rank=rank)
+    load = partial(load, world=world, pin=device.type == "cuda")
+    batches = Prefetcher(lambda step: load(step=step), position.step, enabled=settings.prefetch)
+
     # -- the loop ----------------------------------------------------------------------------------
     while position.phase is not None:
-        images, labels = _batch(train_set, n_train, position.step, cfg, rank, world, device)
-        images = images.contiguous(memory_format=memory_format)
+        images, labels = batches.get(position.step)  # (b, 3, H, W), (b, 1, H, W) on the CPU
+        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        labels = labels.to(device, non_blocking=True)
         phase = position.phase
         if phase == "pretrain_g" or (phase == "gan" and _is_g_step(position.phase_step, cfg)):
             with_adversary = phase == "gan"
@@ -207,14 +216,16 @@ def train(
             report(position.step, {"step": position.step, "phase": phase, **final, **mean_losses} if rank == 0 else {})
 
     seconds = time.perf_counter() - started
+    batches.close()
     if log is not None and not final:  # a run resumed after its last step: its result is in the record
         final = {k: v for k, v in (read_evals(out_dir) or [{}])[-1].items() if k not in ("step", "phase", "post")}
     if log is not None:
         status_record = {"status": status, "step": position.step, "train_seconds": seconds, "phases": list(phases)}
         status_record["workers"] = world  # DDP ranks that trained this run (1: no Ray Train)
+        status_record["loader_wait_seconds"] = batches.wait_seconds  # of train_seconds, waiting for batches
         log.finish(status_record, flat, final)
         log.close()
-    return RunResult(status=status, step=position.step, final=final, train_seconds=seconds)
+    return RunResult(status, position.step, final, seconds, batches.wait_seconds)
 
 
 # -- the two optimisation steps ------------------------------------------------------------------------
@@ -271,7 +282,7 @@ def d_step(
     return {"loss_d": loss.item()}
 
 
-# -- schedule, data and distribution helpers ----------------------------------------------------------
+# -- schedule and distribution helpers ----------------------------------------------------------------
 
 
 def _phase_steps(phase: str, cfg: TrainConfig) -> int:
@@ -296,25 +307,6 @@ def _is_g_step(phase_step: int, cfg: TrainConfig) -> bool:
     """GAN phase: rounds of g_steps_per_round G steps, then d_steps_per_round D steps (paper: 300, 200)."""
     s = cfg.schedule
     return phase_step % (s.g_steps_per_round + s.d_steps_per_round) < s.g_steps_per_round
-
-
-def _batch(
-    dataset: TuSimpleDataset, n: int, step: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's slice of the global batch of `step`. The order is a pure function of (seed, epoch), so a
-    resumed run and every worker draw exactly the batches an uninterrupted single-process run draws."""
-    size = cfg.optim.batch_size
-    first = step * size
-    indices = []
-    for position in range(first, first + size):
-        epoch, offset = divmod(position, n)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        indices.append(int(order[offset]))
-    mine = indices[rank::world]
-    frames = [dataset[i] for i in mine]
-    images = torch.stack([f["image"] for f in frames]).to(device)  # (b, 3, H, W)
-    labels = torch.stack([f["label"] for f in frames]).to(device)  # (b, 1, H, W)
-    return images, labels
 
 
 def _wrap(model: nn.Module, device: torch.device) -> nn.Module:

@@ -4,6 +4,7 @@
   evaluator.py    evaluator: the evaluate command against the plain port of the official loop
   label_maps.py   postprocess, render: basic++ post-processing and label rendering per map
   step.py         step, pretrain_sharing: loader against training step, FLOP/s, shared pre-training's saving
+                  loader: the share of a first epoch the loop waits for its batches
   ray_stages.py   tune, ddp, sweep: a Tune trial against a plain process, Ray Train workers, the smoke sweep
   gpu.py          gpu: the paper-preset step on a CUDA device
 

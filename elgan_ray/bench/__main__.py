@@ -36,6 +36,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "postprocess": ("postprocess_ms_train_size", "postprocess_ms_720p"),
     "render": ("render_ms",),
     "step": ("loader_over_train", "loader_over_train_cached", "step_ms", "step_flops_fraction"),
+    "loader": ("loader_wait_fraction", "loader_wait_fraction_sync"),
     "pretrain_sharing": ("pretrain_sharing_ratio", "pretrain_sharing_ratio_paper"),
     "tune": ("tune_over_bare", "peak_rss_mb_trial"),
     "ddp": ("ddp_2_over_1",),
@@ -49,6 +50,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "postprocess_ms_train_size": ("<=", 1),
     "postprocess_ms_720p": ("<=", 5),
     "loader_over_train": (">=", 5),
+    "loader_wait_fraction": ("<=", 0.05),
     "tune_over_bare": (">=", 0.95),
     "sweep_efficiency": (">=", 0.8),
     "pretrain_sharing_ratio": ("<=", 0.4),
@@ -117,7 +119,7 @@ def run_stage(stage: str, b: Any) -> dict[str, Any]:
     """The stage's keys; null for each, and the reason in notes, when it cannot run here or fails."""
     from elgan_ray.bench import evaluator, gpu, harness, label_maps, ray_stages, step
 
-    module = {"evaluator": evaluator, "postprocess": label_maps, "render": label_maps, "step": step}
+    module = {"evaluator": evaluator, "postprocess": label_maps, "render": label_maps, "step": step, "loader": step}
     module |= {"pretrain_sharing": step, "tune": ray_stages, "ddp": ray_stages, "sweep": ray_stages, "gpu": gpu}
     try:
         measured = getattr(module[stage], f"stage_{stage}")(b)

@@ -122,3 +122,29 @@ def stage_pretrain_sharing(b: Bench) -> dict[str, Any]:
         f"counted. Per preset: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
     )
     return {"pretrain_sharing_ratio": ratios["cpu"], "pretrain_sharing_ratio_paper": ratios["paper"]}
+
+
+def stage_loader(b: Bench) -> dict[str, Any]:
+    """The share of the loop's time spent waiting for batches on a first epoch (every frame decoded from its JPEG),
+    with the background thread that prepares the next batch (batches.Prefetcher) and without it."""
+    from elgan_ray.config import RunSettings
+    from elgan_ray.data.synthetic import EMBEDDED_SIZES, embedded_dataset
+    from elgan_ray.presets import preset
+    from elgan_ray.train_loop import train
+
+    root = embedded_dataset()  # the default data: a first epoch of EMBEDDED_SIZES[0] / 8 steps
+    steps = 24 if b.quick else 48  # within the first epoch: every batch is decoded from its JPEGs
+    cfg = preset("cpu").with_flat({"schedule.pretrain_g_steps": steps, "schedule.eval_every": 10**6})
+    cfg = cfg.with_flat({"data.val_limit": 4})
+    measured = {}
+    for prefetch in (True, False):
+        run = RunSettings(out_dir=str(b.work / f"loader_{prefetch}"), data_dir=str(root), prefetch=prefetch)
+        result = train(cfg, run, phases=("pretrain_g",))
+        measured[prefetch] = (result.loader_wait_seconds / result.train_seconds, result.step / result.train_seconds)
+    b.notes["loader_wait_fraction"] = (
+        f"cpu preset G pre-training, {steps} steps of the first epoch of the embedded set ({EMBEDDED_SIZES[0]} "
+        f"training frames), time waiting for batches over loop time (which ends with one evaluation of 4 frames), "
+        f"{b.threads} torch threads: with the prefetch thread {measured[True][0]:.3f} ({measured[True][1]:.2f} "
+        f"steps/s), synchronous {measured[False][0]:.3f} ({measured[False][1]:.2f} steps/s)"
+    )
+    return {"loader_wait_fraction": measured[True][0], "loader_wait_fraction_sync": measured[False][0]}
