@@ -8,6 +8,7 @@ trains on its slice of the same global batch, so one worker and N workers follow
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -45,7 +46,7 @@ PRETRAIN_KEYS_PREFIXES = (
     "optim.lr_g",
     "optim.weight_decay",
 )
-PRETRAIN_KEYS_EXACT = ("schedule.pretrain_g_steps", "schedule.pretrain_g_patience", "schedule.eval_every")
+PRETRAIN_KEYS_EXACT = ("schedule.pretrain_g_steps", "schedule.pretrain_g_patience", "schedule.eval_every", "optim.amp")
 
 Reporter = Callable[[int, dict[str, Any]], None]  # (step, metrics) after each evaluation, on every rank
 
@@ -95,6 +96,11 @@ def train(
         raise UserError("config", f"batch size {cfg.optim.batch_size} does not split over {world} workers")
     seed_everything(cfg.seed)
     device = torch.device(settings.device)
+    check_precision(cfg.optim.amp, device)
+    if device.type == "cuda":
+        # cuDNN times its convolution algorithms once per shape and keeps the fastest (every step has the same
+        # shapes). The choice may differ between runs, so GPU runs repeat only up to float rounding; CPU runs exactly.
+        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     data_root = settings.data_dir or str(embedded_dataset())
     size = (cfg.data.height, cfg.data.width)
     train_set = TuSimpleDataset(data_root, "train", *size, sigma=cfg.data.sigma)
@@ -242,17 +248,18 @@ def g_step(
 ) -> dict[str, float]:
     """Generator: minimise L_fit (pre-training), or L_fit + lambda * L_adv, L_adv = BCE (eq. 1) or L_emb (eq. 3, 4)."""
     generator.train()
-    logits = generator(images)  # (B, 2, H, W)
-    fit = segmentation_loss(logits, labels)
-    adv = torch.zeros((), device=fit.device)
-    if with_adversary:
-        # D judges as it does in its own steps (train mode: BatchNorm over the label and the prediction together,
-        # losses.discriminate), but the G step updates neither D's weights nor its running statistics, and DDP
-        # must not see D's parameters at all (the embedding loss never reaches D's patch head).
-        with batch_norm_statistics_kept(discriminator):
-            discriminator.train().requires_grad_(False)
-            adv = generator_adversarial_loss(discriminator, images, labels, lane_probability(logits), cfg.loss)
-        discriminator.requires_grad_(True)
+    with precision(images.device, cfg.optim.amp):
+        logits = generator(images).float()  # (B, 2, H, W); the losses in float32 under bf16 too
+        fit = segmentation_loss(logits, labels)
+        adv = torch.zeros((), device=fit.device)
+        if with_adversary:
+            # D judges as it does in its own steps (train mode: BatchNorm over the label and the prediction
+            # together, losses.discriminate), but the G step updates neither D's weights nor its running
+            # statistics, and DDP must not see D's parameters at all (the embedding loss never reaches D's head).
+            with batch_norm_statistics_kept(discriminator):
+                discriminator.train().requires_grad_(False)
+                adv = generator_adversarial_loss(discriminator, images, labels, lane_probability(logits), cfg.loss)
+            discriminator.requires_grad_(True)
     loss = fit + cfg.loss.lambda_ * adv
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
@@ -271,18 +278,35 @@ def d_step(
     """Discriminator: minimise BCE(D(label), 1) + BCE(D(G(x)), 0) (eq. 2) or -L_emb (eq. 5); G is fixed."""
     # G in train mode gives D the predictions the G step produces (batch statistics, dropout), but its BatchNorm
     # running statistics must not move: they belong to G's own steps, and G's weights do not change here.
-    with torch.no_grad(), batch_norm_statistics_kept(generator):
+    with torch.no_grad(), batch_norm_statistics_kept(generator), precision(images.device, cfg.optim.amp):
         generator.train()
-        prediction = lane_probability(generator(images))  # (B, 1, H, W)
+        prediction = lane_probability(generator(images).float())  # (B, 1, H, W)
     discriminator.train()
-    loss = discriminator_loss(discriminator, images, labels, prediction, cfg.loss)
+    with precision(images.device, cfg.optim.amp):
+        loss = discriminator_loss(discriminator, images, labels, prediction, cfg.loss)
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     opt_d.step()
     return {"loss_d": loss.item()}
 
 
-# -- schedule and distribution helpers ----------------------------------------------------------------
+# -- precision, schedule and distribution helpers -----------------------------------------------------
+
+
+def check_precision(amp: str, device: torch.device) -> None:
+    """UserError unless this device computes in `amp` (optim.amp): bf16 autocast runs on CPUs and on GPUs with
+    bf16 tensor cores (compute capability 8 and up; older GPUs only emulate bf16, slower than float32)."""
+    native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    if amp == "bf16" and not (device.type == "cpu" or native):
+        raise UserError("optim.amp", f"bf16 autocast needs a CPU or a GPU with native bf16 (Ampere on), not {device}")
+
+
+def precision(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """The forward passes' precision: float32, or (bf16) autocast, where convolutions run in bfloat16 and the
+    weights, the optimiser states and the losses stay float32 (bfloat16 keeps float32's range: no loss scaling)."""
+    if amp == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _phase_steps(phase: str, cfg: TrainConfig) -> int:

@@ -17,14 +17,15 @@ def step_times(cfg, images, labels, reps: int, device: str = "cpu", warmup: int 
     from elgan_ray.models import build_discriminator, build_generator
     from elgan_ray.train_loop import d_step, g_step
 
-    g = build_generator(cfg.generator).to(device)
-    d = build_discriminator(cfg.discriminator).to(device)
+    # As train() runs them: channels_last models and frames, the precision of cfg.optim.amp (in g_step, d_step).
+    g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
+    d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
     # The optimisers of train(): their update is part of a step's cost.
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, weight_decay=cfg.optim.weight_decay)
     opt_d = torch.optim.SGD(
         d.parameters(), lr=cfg.optim.lr_d, momentum=cfg.optim.momentum_d, weight_decay=cfg.optim.weight_decay
     )
-    images, labels = images.to(device), labels.to(device)
+    images, labels = images.to(device).contiguous(memory_format=torch.channels_last), labels.to(device)
     steps = {  # every step ends in .item(), which waits for a GPU
         "pretrain_g": lambda: g_step(g, d, opt_g, images, labels, cfg, False),
         "gan_g": lambda: g_step(g, d, opt_g, images, labels, cfg, True),
