@@ -17,6 +17,7 @@ import torch
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from elgan_ray.config import RunSettings, TrainConfig
+from elgan_ray.gpu_check import require_cuda
 
 WORKER_RETRIES = 2  # a worker group that loses a worker restarts this often; the loop resumes from its checkpoint
 
@@ -46,6 +47,7 @@ def fit_on_workers(
             "phases": list(phases),
             "init_generator": str(init_generator) if init_generator else None,
             "threads": max(1, int(settings.cpus_per_worker)),
+            "gpus_per_worker": settings.gpus_per_worker,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=settings.workers_per_trial, use_gpu=use_gpu, resources_per_worker=per_worker
@@ -67,6 +69,8 @@ def worker_loop(config: dict[str, Any]) -> None:
     from elgan_ray.train_loop import train
 
     torch.set_num_threads(config["threads"])
+    # Ray Train hands a worker without CUDA the CPU: refuse, naming the node, rather than hold its GPU for nothing.
+    require_cuda(config["gpus_per_worker"])
     device = ray.train.torch.get_device()
     run_settings = RunSettings(**(config["settings"] | {"device": str(device)}))
     cfg = TrainConfig.from_flat(config["flat"], source="worker config")

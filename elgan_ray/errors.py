@@ -42,8 +42,9 @@ class UserError(Exception):
         where = self.source
         if self.line is not None:
             where += f":{self.line}"
-        if self.key is not None:
-            where += f": key '{self.key}'"
+        if self.key is not None:  # a key from a user's file may be long: cut short, so that the rule still shows
+            key = self.key if len(self.key) <= QUOTE_CHARS else self.key[: QUOTE_CHARS - 3] + "..."
+            where += f": key '{key}'"
         return _one_line(f"{where}: {self.rule}")
 
 

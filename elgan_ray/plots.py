@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from elgan_ray import study_layout  # noqa: E402
+from elgan_ray.report_inputs import load_previews  # noqa: E402
 from elgan_ray.study_frame import (  # noqa: E402
     MAIN_POST,
     final_rows,
@@ -33,14 +33,27 @@ STATUS_STYLE = {  # marker and colour of a trial's final point by its status
     "diverged": ("X", "tab:red"),
     "failed": ("s", "tab:purple"),
     "running": ("^", "tab:orange"),
+    "stopped": ("v", "tab:cyan"),  # stopped early by a search's scheduler: left out of Fig. 5, counted in its tick
 }
 N_FRAMES = 3  # validation frames in predictions.png
 DPI = 120
 
 
-def write_figures(study_dir: Path, title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> dict[str, Path]:
-    """stability.png/.pdf, curves.png and (when previews exist) predictions.png in study_dir."""
+def write_figures(
+    study_dir: Path,
+    title: str,
+    evals: pd.DataFrame,
+    summary: pd.DataFrame,
+    previews: dict | None = None,
+    ensembles: pd.DataFrame | None = None,
+    spread: tuple[str, Any] | None = None,
+) -> dict[str, Path]:
+    """stability.png/.pdf, curves.png, health.png (when evals.csv has D's health), ensemble.png (when runs kept
+    maps) and predictions.png (when previews exist: `previews`, else report_inputs.load_previews of study_dir) in
+    study_dir; `spread` (group, ensemble.Spread) adds its uncertainty column to predictions.png."""
     written = {}
+    if ensembles is not None and len(ensembles):
+        written["ensemble.png"] = _save(ensemble_figure(title, evals, ensembles), study_dir / "ensemble.png")
     fig = stability_figure(title, evals, summary)
     for ext in ("png", "pdf"):
         written[f"stability.{ext}"] = _save(fig, study_dir / f"stability.{ext}")
@@ -48,7 +61,7 @@ def write_figures(study_dir: Path, title: str, evals: pd.DataFrame, summary: pd.
     fig = health_figure(title, evals)
     if fig is not None:
         written["health.png"] = _save(fig, study_dir / "health.png")
-    fig = predictions_figure(title, evals, study_dir)
+    fig = predictions_figure(title, evals, study_dir, previews, spread)
     if fig is not None:
         written["predictions.png"] = _save(fig, study_dir / "predictions.png")
     plt.close("all")
@@ -64,10 +77,12 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def stability_figure(title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
-    """Fig. 5: per group, the mean final validation F-score with +-1 std bar over seeds, and each seed's point."""
+    """Fig. 5: per group, the mean final validation F-score with +-1 std bar over seeds, and each seed's point
+    (trials stopped early by a scheduler have no final score and are left out; the group's tick counts them)."""
     final = final_rows(evals)
     f1 = final[(final["kind"] == "gan") & (final["post"] == MAIN_POST)].set_index("trial_id")["f1"] * 100
     trials = with_groups(evals)[lambda d: d["kind"] == "gan"].groupby("trial_id")[["group", "seed", "status"]].first()
+    trials = trials[trials["status"] != "stopped"]
     groups = list(summary["group"])
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 2), 4.4))
     x = np.arange(len(groups))
@@ -146,8 +161,11 @@ def curves_figure(title: str, evals: pd.DataFrame) -> plt.Figure:
                     color=colour,
                     s=60,
                     zorder=4,
-                    label=f"{status}: last score of {trial['trial_name'].iloc[0]}",
+                    label=f"{status}: last score of {trial['trial_name'].iloc[0]}" if status != "stopped" else None,
                 )
+    if (gan["status"] == "stopped").any():  # one legend entry for them all: a search may stop most of its trials
+        marker, colour = STATUS_STYLE["stopped"]
+        ax.scatter([], [], marker=marker, color=colour, s=60, label="stopped early by the scheduler: last score")
     base = final_rows(evals)
     base = base[(base["group"] == BASELINE) & (base["post"] == MAIN_POST)]["accuracy"] * 100
     if len(base):
@@ -157,6 +175,30 @@ def curves_figure(title: str, evals: pd.DataFrame) -> plt.Figure:
     ax.set_title(f"{title}\nValidation accuracy during GAN training: mean over seeds, band = min..max", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def ensemble_figure(title: str, evals: pd.DataFrame, ensembles: pd.DataFrame) -> plt.Figure:
+    """Seed ensembles (ensemble.csv): final validation accuracy of the mean map of a method's first k seeds against
+    k, per post-processing, beside the mean accuracy of the same k seeds scored one by one (dashed)."""
+    posts = list(dict.fromkeys(ensembles["post"]))
+    fig, axes = plt.subplots(
+        1, len(posts), figsize=(5.2 * len(posts), 4.2), squeeze=False, sharey=True, layout="constrained"
+    )
+    colours = _method_colours(evals) | {BASELINE: "0.55"}
+    for ax, post in zip(axes[0], posts, strict=True):
+        for group, rows in ensembles[ensembles["post"] == post].groupby("group", sort=False):
+            colour = colours.get(group, "tab:gray")
+            ax.plot(rows["n_models"], rows["accuracy"] * 100, "o-", color=colour, lw=2, ms=4, label=group)
+            ax.plot(rows["n_models"], rows["member_accuracy_mean"] * 100, "--", color=colour, lw=1)
+        ax.plot([], [], "k--", lw=1, label="single-seed mean of the same seeds")
+        ax.set_xticks(sorted(set(ensembles["n_models"])))
+        ax.set_xlabel("ensemble size: seeds averaged, in seed order")
+        ax.set_title(post, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("final validation accuracy (%)")
+    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(f"{title}\nSeed ensembles: the mean probability map of k seeds, post-processed, scored", fontsize=10)
     return fig
 
 
@@ -198,17 +240,6 @@ def health_figure(title: str, evals: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
-def _load_previews(study_dir: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Every runs/*/preview.npz, keyed by its trial_name (the npz's own key, else the folder name)."""
-    previews = {}
-    for path in study_layout.run_files(study_dir, study_layout.PREVIEW_FILE):
-        with np.load(path) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        name = str(arrays.pop("trial_name", path.parent.name))
-        previews[name] = arrays
-    return previews
-
-
 def _representatives(evals: pd.DataFrame, previews: dict) -> list[tuple[str, str]]:
     """(column title, trial_name): the baseline, then per group its lowest-seed trial that has a preview."""
     trials = with_groups(evals).groupby("trial_name")[["group", "seed", "status"]].first().reset_index()
@@ -223,9 +254,17 @@ def _representatives(evals: pd.DataFrame, previews: dict) -> list[tuple[str, str
     return chosen
 
 
-def predictions_figure(title: str, evals: pd.DataFrame, study_dir: Path) -> plt.Figure | None:
-    """Fig. 4/6 form: per frame, a raw row (probability maps) and a basic++ row (lanes drawn on the frame)."""
-    previews = _load_previews(study_dir)
+def predictions_figure(
+    title: str,
+    evals: pd.DataFrame,
+    study_dir: Path,
+    previews: dict | None = None,
+    spread: tuple[str, Any] | None = None,
+) -> plt.Figure | None:
+    """Fig. 4/6 form: per frame, a raw row (probability maps) and a basic++ row (lanes drawn on the frame), from
+    `previews` (report_inputs.load_previews), else the study folder's. With `spread` (group, ensemble.Spread), a
+    last column: the per-pixel std of the group's seeds (raw row) and the lanes of their mean map (basic++ row)."""
+    previews = load_previews(study_dir) if previews is None else previews
     chosen = _representatives(evals, previews)
     if not chosen:
         return None
@@ -235,12 +274,14 @@ def predictions_figure(title: str, evals: pd.DataFrame, study_dir: Path) -> plt.
         lanes_from_map = None
     first = previews[chosen[0][1]]
     n_frames = min(N_FRAMES, *(len(previews[name]["prob"]) for _, name in chosen))
+    if spread is not None:
+        n_frames = min(n_frames, len(spread[1].std))
     height, width = first["label"].shape[1:]
     h_samples = first.get("h_samples")
     if h_samples is None:
         from elgan_ray.data.labels import H_SAMPLES as h_samples
     rows_per_frame = 2 if lanes_from_map else 1
-    n_cols = 2 + len(chosen)
+    n_cols = 2 + len(chosen) + (spread is not None)
     size = 2.4
     fig, axes = plt.subplots(
         n_frames * rows_per_frame,
@@ -253,9 +294,16 @@ def predictions_figure(title: str, evals: pd.DataFrame, study_dir: Path) -> plt.
         image, label = first["image"][f], first["label"][f]
         panels = [("frame", image, None), ("label", label, label)]
         panels += [(col, previews[name]["prob"][f], previews[name]["prob"][f]) for col, name in chosen]
+        if spread is not None:  # the ensemble's uncertainty: its std (0 .. 0.5 for maps in [0, 1]), its mean's lanes
+            group, seeds = spread
+            col = f"uncertainty, {group}:\nstd over {seeds.n_models} seeds; mean's lanes"
+            panels.append((col, seeds.std[f], seeds.mean[f]))
         for c, (col, raw, prob) in enumerate(panels):
             ax = axes[f * rows_per_frame, c]
-            shown = ax.imshow(raw, cmap="magma", vmin=0, vmax=1) if raw.ndim == 2 else ax.imshow(raw)
+            if spread is not None and c == n_cols - 1:
+                spread_shown = ax.imshow(raw, cmap="viridis", vmin=0, vmax=0.5)
+            else:
+                shown = ax.imshow(raw, cmap="magma", vmin=0, vmax=1) if raw.ndim == 2 else ax.imshow(raw)
             if f == 0:
                 ax.set_title(col, fontsize=8)
             if lanes_from_map:
@@ -279,7 +327,10 @@ def predictions_figure(title: str, evals: pd.DataFrame, study_dir: Path) -> plt.
         ax.set_yticks([])
     note = "" if lanes_from_map else " (post-processed row skipped: elgan_ray.postprocess unavailable)"
     fig.suptitle(f"{title}: validation predictions, raw probability and {MAIN_POST} lanes{note}", fontsize=10)
-    fig.colorbar(shown, ax=axes, shrink=0.4, label="lane probability (raw rows)")
+    probability_axes = axes if spread is None else axes[:, :-1]
+    fig.colorbar(shown, ax=probability_axes, shrink=0.4, label="lane probability (raw rows)")
+    if spread is not None:
+        fig.colorbar(spread_shown, ax=axes[:, -1], shrink=0.4, label="std across seeds")
     return fig
 
 

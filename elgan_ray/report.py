@@ -13,15 +13,17 @@ Written into the study folder:
   health.csv        D's health per control and group (`health_table`): does D learn, how large is its gradient
   table.md/.tex     the tables above, titled for the tables the study calls for (study.json), and a warning for
                     every group whose D ends its pre-training at chance
-  stability.png/.pdf, curves.png, predictions.png   (see plots.py)
-Every diverged, failed or still-running trial is counted in its group and marked in the plots.
+  ensemble.csv      seed ensembles per method x post-processing x ensemble size (ensemble.py), when runs kept maps
+  stability.png/.pdf, curves.png, health.png, ensemble.png, predictions.png   (see plots.py)
+Every diverged, failed, stopped or still-running trial is counted in its group and marked in the plots. Every input
+(evals.csv, study.json, runs/*/run.json, status.json, preview.npz, index.csv) is read and checked before the
+first file is written (report_inputs.py), so a bad one leaves the study folder and the index as they were.
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,18 +34,28 @@ import pandas as pd
 from elgan_ray import study_layout
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.files import atomic_write_text
+from elgan_ray.report_inputs import (
+    check_evals,
+    check_outputs,
+    config_cell,
+    is_number_column,
+    load_previews,
+    read_index,
+    read_run_record,
+    read_study_record,
+)
 from elgan_ray.study_frame import (
     NAMED_CONFIG,
+    group_order,
     varying_columns,
     with_roles,
 )
 from elgan_ray.tables import chance_warnings, final_table, health_table, pairwise, summarize
-from elgan_ray.trial_plan import BASELINE, CONTROL, GAN, ROLES
+from elgan_ray.trial_plan import BASELINE, CONTROL, GAN
 
 REQUIRED = ("trial_id", "kind", "trial_name", "seed", "gen_loss", "disc_loss", "lambda", "emb_block")
 REQUIRED += ("phase", "step", "post", "accuracy", "fp", "fn", "f1", "status")
 LOSS_KEYS = ("gen", "disc", "lambda", "emb_block")  # their config keys, loss.<key> (run.json)
-METRICS = ("accuracy", "fp", "fn", "f1")
 INDEX_COLUMNS = ("study", "config_path", "description", "preset", "command", "started", "finished", "wall_s")
 INDEX_COLUMNS += ("n_trials", "n_diverged", "best_group", "best_accuracy_mean")
 TABLE_TITLES = {
@@ -62,30 +74,23 @@ def read_evals(path: Path) -> pd.DataFrame:
         raise UserError(path, "not found: a study folder holds the evals.csv the sweep gathers")
     try:
         evals = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise UserError(path, f"not a readable CSV ({str(error).splitlines()[0]})") from None
     missing = [c for c in REQUIRED if c not in evals.columns]
     if missing:
         raise UserError(path, f"missing column(s) {', '.join(missing)}: every row needs {', '.join(REQUIRED)}")
-    for column in ("seed", "step", *METRICS):
-        if not pd.api.types.is_numeric_dtype(evals[column]):
-            raise UserError(path, "must hold numbers (empty for a missing metric)", key=column)
-    bad_kind = sorted(set(evals["kind"].dropna()) - {"gan", "pretrain"})
-    if bad_kind or (evals["kind"] == "gan").sum() == 0:
-        raise UserError(
-            path, f"column 'kind' must be 'gan' or 'pretrain', with at least one 'gan' row (got {bad_kind})"
-        )
     evals = with_roles(evals)
-    bad_role = sorted(set(evals["role"].astype(str)) - set(ROLES))
-    if bad_role or (evals["role"] == GAN).sum() == 0:
-        raise UserError(path, f"column 'role' must be one of {', '.join(ROLES)}, with 'gan' rows (got {bad_role})")
+    check_evals(path, evals)
+    evals = evals.astype({"trial_id": str, "trial_name": str})  # ids of digits alone too: a silent run's are text
+    if not (evals["role"] == GAN).any():
+        raise UserError(path, "no 'gan' rows (column 'role'): the study has no GAN trial to report", key="role")
     return evals
 
 
 def read_study(study_dir: Path, evals: pd.DataFrame) -> dict[str, Any]:
     """study.json, or what can be inferred without it (the folder name, the table forms from what varies)."""
     path = study_layout.study_file(study_dir)
-    record = _read_json(path) if path.exists() else {}
+    record = read_study_record(path) if path.exists() else {}
     started = datetime.fromtimestamp(study_layout.evals_file(study_dir).stat().st_mtime, timezone.utc)
     inferred = {"study": study_dir.name, "description": "", "config_path": "", "preset": "unknown", "command": ""}
     inferred |= {"started": started.isoformat(timespec="seconds"), "finished": None, "wall_s": None}
@@ -95,34 +100,28 @@ def read_study(study_dir: Path, evals: pd.DataFrame) -> dict[str, Any]:
     return inferred | {k: v for k, v in record.items() if v is not None or k not in inferred}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(path, f"not valid JSON ({error})") from None
-    if not isinstance(record, dict):
-        raise UserError(path, "must hold one JSON object")
-    return record
-
-
 def with_silent_runs(evals: pd.DataFrame, study_dir: Path) -> pd.DataFrame:
     """evals plus one metric-less row per GAN run that has a runs/*/run.json but no evaluation row (a trial that
     failed or diverged before its first evaluation), so that it is counted in its group, not dropped."""
     rows = []
+    keys = {column: f"loss.{key}" for column, key in zip(NAMED_CONFIG, LOSS_KEYS, strict=True)}
+    keys |= {column: column[4:] for column in evals if column.startswith("cfg.")}  # config column -> config key
     for path in study_layout.run_files(study_dir, study_layout.RUN_FILE):
-        run = _read_json(path)
-        if str(run.get("trial_id")) in set(evals["trial_id"].astype(str)):
+        run, status = read_run_record(path)
+        if str(run["trial_id"]) in set(evals["trial_id"]):
             continue
         config = run.get("config", {})
-        status_path = path.parent / study_layout.STATUS_FILE
-        status = _read_json(status_path).get("status", "failed") if status_path.exists() else "running"
-        row = {"trial_id": run.get("trial_id"), "kind": "gan", "role": run.get("role", GAN)}
+        row = {"trial_id": str(run["trial_id"]), "kind": "gan", "role": run.get("role", GAN)}
         row |= {"trial_name": run.get("trial_name", path.parent.name)}
         row |= {"seed": config.get("seed"), "status": status}
-        row |= {column: config.get(f"loss.{key}") for column, key in zip(NAMED_CONFIG, LOSS_KEYS, strict=True)}
-        row |= {c: config.get(c[4:]) for c in evals if c.startswith("cfg.")}
+        row |= {column: config_cell(path, key, config.get(key), evals[column]) for column, key in keys.items()}
         rows.append(row)
-    return pd.concat([evals, pd.DataFrame(rows)], ignore_index=True) if rows else evals
+    if not rows:
+        return evals
+    frame = pd.concat([evals, pd.DataFrame(rows)], ignore_index=True)
+    # A text column read from the CSV may hold bools too (True, False and empty): one kind per column, so it sorts.
+    text = [column for column in keys if not is_number_column(evals[column])]
+    return frame.assign(**{c: frame[c].map(lambda v: v if pd.isna(v) else str(v)) for c in text})
 
 
 # -- writing ----------------------------------------------------------------------------------------------------
@@ -207,40 +206,59 @@ def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFram
     # Two sweeps may finish at once: the lock makes their read-modify-write of the index one after the other.
     with open(study_layout.index_lock(results_root), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        index = pd.DataFrame(columns=list(INDEX_COLUMNS))
-        if path.exists() and path.stat().st_size:
-            try:
-                index = pd.read_csv(path, dtype={"started": str, "study": str})
-            except pd.errors.ParserError as error:
-                raise UserError(path, f"not a readable CSV ({str(error).splitlines()[0]})") from None
-            if not {"study", "started"} <= set(index.columns):
-                raise UserError(path, "needs the columns 'study' and 'started' (one row per study run)")
+        index = read_index(path)
+        if index is None:
+            index = pd.DataFrame(columns=list(INDEX_COLUMNS))
+        else:
             index = index[~((index["study"] == row["study"]) & (index["started"] == row["started"]))]
         index = pd.concat([index, pd.DataFrame([row])], ignore_index=True) if len(index) else pd.DataFrame([row])
         atomic_write_text(path, index.sort_values("started", kind="stable").to_csv(index=False))
     return path
 
 
+def seed_ensembles(study_dir: Path, evals: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    """ensemble.csv's table (empty when no run kept its final maps; every run's maps read and checked), and the
+    (group, Spread) whose uncertainty predictions.png shows: the GAN group with the most accurate ensemble, else
+    the control."""
+    from elgan_ray import ensemble  # post-processing (cv2) only for the ensembles
+
+    table, spreads = ensemble.study_ensembles(study_dir, evals)
+    if table.empty:
+        return table, None
+    group = ensemble.most_accurate(table, group_order(evals)) or ensemble.most_accurate(table, [CONTROL])
+    return table, None if group is None else (group, spreads[group])
+
+
 def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str, Path]:
     """Tables, figures and the index row of one study folder; returns what it wrote, by name."""
-    from elgan_ray import plots  # matplotlib only once the inputs are known to be good
-
     study_dir = Path(study_dir)
+    results_root = Path(results_root or study_layout.results_root_of(study_dir))
+    # Every input read and checked, and every output known writable, before the first write.
     evals = read_evals(study_layout.evals_file(study_dir))
     study = read_study(study_dir, evals)
     evals = with_silent_runs(evals, study_dir)
+    previews = load_previews(study_dir)
+    ensembles, spread = seed_ensembles(study_dir, evals)
+    check_outputs(study_dir, results_root)
+
+    from elgan_ray import plots  # matplotlib only once the inputs are known to be good
+
     summary, written = write_tables(study_dir, study, evals)
+    if not ensembles.empty:
+        written["ensemble.csv"] = study_dir / "ensemble.csv"
+        atomic_write_text(written["ensemble.csv"], ensembles.to_csv(index=False))
     title = f"{study['study']} (preset {study['preset']})"
-    written |= plots.write_figures(study_dir, title, evals, summary)
-    written["index.csv"] = update_index(Path(results_root or study_layout.results_root_of(study_dir)), study, summary)
+    written |= plots.write_figures(study_dir, title, evals, summary, previews, ensembles, spread)
+    written["index.csv"] = update_index(results_root, study, summary)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m elgan_ray.report",
-        description="Tables (summary.csv, final.csv, pairwise.csv, table.md, table.tex) and figures (stability, "
-        "curves, predictions) of a study folder from its evals.csv; adds the study run's row to <results>/index.csv.",
+        description="Tables (summary.csv, final.csv, pairwise.csv, health.csv, ensemble.csv, table.md, table.tex) and "
+        "figures (stability, curves, health, ensemble, predictions) of a study folder from its evals.csv; adds the "
+        "study run's row to <results>/index.csv.",
     )
     parser.add_argument("study_dir", type=Path, help="results/<study>: the folder holding evals.csv")
     parser.add_argument("--results", type=Path, help="where index.csv lives (default: the study folder's parent)")

@@ -1,4 +1,5 @@
-"""What one run writes: evals.jsonl (the record every report is built from), TensorBoard, previews, status.
+"""What one run writes: evals.jsonl (the record every report is built from), TensorBoard, previews, the final
+evaluation's validation maps (val_maps.npz), status.
 
 Only rank 0 of a run writes. evals.jsonl is append-only during a run; on resume, rows after the
 checkpoint's step are dropped first, so a run that was interrupted and resumed leaves exactly the rows
@@ -20,6 +21,7 @@ from tensorboardX.summary import hparams as hparams_summary
 
 from elgan_ray.errors import UserError
 from elgan_ray.files import atomic_write_bytes, atomic_write_text
+from elgan_ray.val_maps import VAL_MAPS_NAME, encode
 
 EVALS_NAME = "evals.jsonl"
 STATUS_NAME = "status.json"
@@ -149,6 +151,11 @@ class RunLog:
             buffer, image=validation.preview_image, label=validation.preview_label, prob=validation.preview_prob
         )
         atomic_write_bytes(self.out_dir / PREVIEW_NAME, buffer.getvalue())
+
+    def final_maps(self, maps: np.ndarray, labels: list, threshold: float, min_area: int) -> None:
+        """val_maps.npz: the final evaluation's maps (V, H, W) and what scores them, for the report's seed
+        ensembles (val_maps.py has the format)."""
+        atomic_write_bytes(self.out_dir / VAL_MAPS_NAME, encode(maps, labels, threshold, min_area))
 
     def finish(self, status: dict[str, Any], hparams: dict[str, Any], final: dict[str, float]) -> None:
         """status.json, and the HParams summary that lets TensorBoard compare runs by configuration."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from elgan_ray.errors import quoted
 from elgan_ray.study_spec import SweepSpec, is_search, scientific_points
 
 PLAN_KEY = "run"  # a planned run's point in a Tune trial's config
@@ -43,7 +44,7 @@ def to_param_space(spec: SweepSpec, scientific_point: dict[str, Any] | None = No
             raise ValueError(f"{spec.study} has {len(points)} scientific points: pass one of them")
         scientific_point = points[0]
     if scientific_point not in points:
-        raise ValueError(f"{scientific_point} is not a scientific point of {spec.study}")
+        raise ValueError(f"{quoted(scientific_point)} is not a scientific point of {spec.study}")
     space.update(scientific_point)
     for key, dist in spec.nuisance.items():
         ((kind, args),) = dist.items()

@@ -19,6 +19,7 @@ from elgan_ray import study_layout
 from elgan_ray.files import atomic_write_text
 from elgan_ray.run_log import EVALS_NAME, PREVIEW_NAME, read_evals, read_status
 from elgan_ray.trial_plan import BASELINE, CONTROL, GAN, LAMBDA_KEY, is_adversary_key
+from elgan_ray.val_maps import VAL_MAPS_NAME
 
 # Short names for the keys the paper's tables are about; any other varying key keeps its last part.
 SHORT_NAMES = {"loss.gen": "g", "loss.disc": "d", "loss.lambda": "lambda", "loss.emb_block": "emb", "seed": "seed"}
@@ -97,12 +98,13 @@ def _run_rows(
 
 
 def _copy_baseline(pretrain_dir: Path, study_dir: Path, name: str) -> None:
-    """The study's own copy of a shared pre-training's TensorBoard run and preview, so the study folder is complete."""
+    """The study's own copy of a shared pre-training's TensorBoard run, preview and final maps, so the study folder
+    is complete."""
     tb_dir, run_dir = study_layout.tb_dir(study_dir, name), study_layout.run_dir(study_dir, name)
     tb_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     for event_file in pretrain_dir.glob("events.out.tfevents.*"):
         shutil.copy2(event_file, tb_dir / event_file.name)
-    for name_ in (PREVIEW_NAME, EVALS_NAME):
+    for name_ in (PREVIEW_NAME, EVALS_NAME, VAL_MAPS_NAME):
         if (pretrain_dir / name_).exists():
             shutil.copy2(pretrain_dir / name_, run_dir / name_)

@@ -80,11 +80,12 @@ def methods(evals: pd.DataFrame) -> list[str]:
 
 def final_rows(evals: pd.DataFrame) -> pd.DataFrame:
     """Each run's final evaluation per post-processing: GAN trials' and controls' last `gan` row, baselines' last
-    `pretrain_g` row."""
+    `pretrain_g` row. A run its scheduler stopped (status `stopped`) has none: its last row is not final."""
     frame = with_groups(evals)
     wanted = ((frame["kind"] == "gan") & (frame["phase"] == "gan")) | (
         (frame["kind"] == "pretrain") & (frame["phase"] == "pretrain_g")
     )
+    wanted &= frame["status"] != "stopped"
     frame = frame[wanted].sort_values(["trial_id", "post", "step"], kind="stable")
     return frame.groupby(["trial_id", "post"]).tail(1).sort_values(["group", "seed", "trial_id", "post"])
 

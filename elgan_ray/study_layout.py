@@ -5,20 +5,22 @@
   _pretrain/<id>/           the shared generator pre-trainings, cached across studies (pretrain.py)
   <study>/
     study.json              what ran, with which command and preset, when
-    runs/<name>/            one folder per GAN trial: run.json, evals.jsonl, status.json, checkpoint.pt, preview.npz
-    runs/baseline,seed=N/   a copy of the shared pre-training's evals.jsonl and preview (the baseline)
+    runs/<name>/            one folder per GAN trial: run.json, evals.jsonl, status.json, checkpoint.pt, preview.npz,
+                            val_maps.npz (the final evaluation's maps: the report's seed ensembles)
+    runs/baseline,seed=N/   a copy of the shared pre-training's evals.jsonl, preview and maps (the baseline)
     tb/<name>/              one TensorBoard run per trial, and one per baseline pre-training
     tune/                   Ray Tune's record of a grid study's runs: its controls and GAN trials
     tune_control/, tune_<i>/  a search study's: its controls, and one Tuner per scientific point
     train/<trial>-<run>/    Ray Train's record of a run on several workers
     evals.csv               every evaluation of every run, gathered from the runs' own evals.jsonl
-    summary.csv, final.csv, pairwise.csv, table.md/.tex, stability.png/.pdf, curves.png, predictions.png
-                            the report (report.py, plots.py)
+    summary.csv, final.csv, pairwise.csv, table.md/.tex, stability.png/.pdf, curves.png, predictions.png,
+    ensemble.csv, ensemble.png
+                            the report (report.py, plots.py, ensemble.py)
 
 A run folder's own files are named by the modules that write them: run_log.py (evals.jsonl, status.json,
-preview.npz) and checkpoint.py (checkpoint.pt). Tune's and Train's folders are their records, not ours: the
-report reads evals.csv, study.json and runs/ only. Paths only, no I/O and no heavy imports, so that the report
-can use this module without torch, Ray or TensorBoard.
+preview.npz), val_maps.py (val_maps.npz) and checkpoint.py (checkpoint.pt). Tune's and Train's folders are their
+records, not ours: the report reads evals.csv, study.json and runs/ only. Paths only, no I/O and no heavy imports,
+so that the report can use this module without torch, Ray or TensorBoard.
 """
 
 from __future__ import annotations
@@ -32,10 +34,15 @@ EVALS_FILE = "evals.csv"
 RUNS_DIR = "runs"
 RUN_FILE = "run.json"
 TB_DIR = "tb"
-# Two files of a run folder that the report reads without importing run_log.py (it pulls in tensorboardX):
-# the names are run_log's STATUS_NAME and PREVIEW_NAME, and tests/test_study_layout.py checks that they agree.
+# Files of a run folder that the report reads without importing their writers (run_log.py pulls in tensorboardX):
+# the names are run_log's STATUS_NAME and PREVIEW_NAME and val_maps' VAL_MAPS_NAME; tests/test_study_layout.py
+# checks that they agree.
 STATUS_FILE = "status.json"
 PREVIEW_FILE = "preview.npz"
+VAL_MAPS_FILE = "val_maps.npz"
+# The report's files in a study folder (report.py's tables, plots.py's figures); checked writable before it writes.
+REPORT_FILES = ("summary.csv", "final.csv", "pairwise.csv", "health.csv", "ensemble.csv", "table.md", "table.tex")
+REPORT_FILES += ("stability.png", "stability.pdf", "curves.png", "health.png", "ensemble.png", "predictions.png")
 
 
 def study_dir(results_root: str | Path, study: str) -> Path:

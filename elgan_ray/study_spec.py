@@ -13,12 +13,15 @@ A study file names its keys the tuning-playbook way (all keys are TrainConfig fl
     fixed: {loss.lambda: 1.0}             # constants on top of the preset chosen on the command line
     tables: [stability]                   # the paper tables the report writes
     resources: {cpu: 1, gpu: 0, workers: 1}
+    scheduler: {name: asha, grace_period: 2, reduction_factor: 2}   # search studies only: early stopping (ASHA)
 
 Distributions: {loguniform: [a, b]}, {uniform: [a, b]} (float keys), {randint: [a, b]} (integer keys, b
 excluded, as in tune.randint), {choice: [v, ...]}. A fixed key of base.yaml that a study varies is dropped.
 Everything is checked on load, values included (each grid point is built as a TrainConfig), so a typo
-fails before any compute with one line naming the file, the YAML line and the key. No Ray here: the
-translation of a spec into Ray Tune's param space is search_space.py's.
+fails before any compute with one line naming the file, the YAML line and the key. Every count is bounded
+(the MAX_* below; a file's size and its YAML are study_yaml.py's) and refused before anything of that size is
+built. No Ray here: the translation of a spec into Ray Tune's param space is search_space.py's. `scheduler` is
+checked by study_scheduler.py, which also turns it into Tune's.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from elgan_ray.config import TrainConfig, flat_keys
-from elgan_ray.errors import UserError
+from elgan_ray.errors import UserError, quoted
+from elgan_ray.study_scheduler import check_scheduler
+from elgan_ray.study_yaml import find_study_file, is_file, read_study_yaml
 
 SEARCH_DIR = Path(__file__).resolve().parent.parent / "search_spaces"  # the repo's folder (editable install)
 SEED_KEY = "seed"
@@ -43,11 +46,20 @@ POSTS = ("basic", "basic++")  # = postprocess.POSTPROCESSORS (not imported: it p
 MODES = ("max", "min")
 DISTRIBUTIONS = ("loguniform", "uniform", "randint", "choice")
 REQUIRED = ("study", "description", "metric", "scientific", "seeds", "nuisance", "num_samples", "fixed", "tables")
-TOP_KEYS = (*REQUIRED, "base", "resources")
-STUDY_ONLY = ("study", "description", "base")  # keys base.yaml may not hold
-MAPPINGS = ("metric", "scientific", "nuisance", "fixed", "resources")  # merged key by key over base.yaml
+TOP_KEYS = (*REQUIRED, "base", "resources", "scheduler")
+STUDY_ONLY = ("study", "description", "base", "scheduler")  # keys base.yaml may not hold
+MAPPINGS = ("metric", "scientific", "nuisance", "fixed", "resources", "scheduler")  # merged key by key over base.yaml
 DEFAULT_RESOURCES = {"cpu": 1.0, "gpu": 0.0, "workers": 1}
-_FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+# resources: key -> (low, high): a trial's workers (Ray Train, DDP), each worker's CPUs (> 0) and GPUs (fractions
+# allowed); the sweep's --workers-per-trial, --cpus-per-worker and --gpus-per-worker take the same ranges.
+RESOURCE_RANGES = {"cpu": (0.0, 1024.0), "gpu": (0.0, 64.0), "workers": (1, 1024)}
+# Bounds of a study: generous for any real one (the shipped files are about 1 KB and make at most 40 GAN trials),
+# far from what exhausts memory or time when the sweep builds and checks every run before it starts.
+MAX_SEEDS = 100
+MAX_VALUES = 100  # the values of one scientific key, or of one nuisance choice
+MAX_SAMPLES = 1000  # num_samples: configurations Optuna proposes per scientific point
+MAX_TRIALS = 2000  # GAN trials of a study: scientific combinations x seeds x num_samples
+_FLOAT_TEXT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")  # linear: no two ways to match a digit
 
 
 @dataclass(frozen=True)
@@ -65,12 +77,14 @@ class SweepSpec:
     fixed: dict[str, Any]  # applied over the preset
     tables: tuple[str, ...]
     resources: dict  # {"cpu": float, "gpu": float, "workers": int}: defaults, the command line overrides
+    # search studies: {"name": "asha", "grace_period": int (GAN-phase evaluations), "reduction_factor": float}
+    scheduler: dict | None = None
 
 
 def load_spec(name_or_path: str, search_dir: Path | None = None) -> SweepSpec:
     """A study by name (search_dir/<name>.yaml, default the repo's search_spaces/) or by path, validated."""
-    path = _find(name_or_path, search_dir or SEARCH_DIR)
-    study, study_lines = _read(path)
+    path = find_study_file(name_or_path, search_dir or SEARCH_DIR)
+    study, study_lines = read_study_yaml(path)
     merged: dict[str, Any] = {}
     origin: dict[tuple[str, ...], tuple[Path, int | None]] = {}  # (section[, key]) -> where it was written
     if "base" in study:
@@ -78,9 +92,10 @@ def load_spec(name_or_path: str, search_dir: Path | None = None) -> SweepSpec:
         if not isinstance(base_name, str) or not base_name.endswith((".yaml", ".yml")):
             raise UserError(path, "must name a YAML file next to this one", line=study_lines.get(("base",)), key="base")
         base_path = path.parent / base_name
-        if not base_path.is_file():
-            raise UserError(path, f"{base_path} does not exist", line=study_lines.get(("base",)), key="base")
-        base, base_lines = _read(base_path)
+        if not is_file(base_path):
+            line = study_lines.get(("base",))
+            raise UserError(path, f"{quoted(str(base_path))} does not exist", line=line, key="base")
+        base, base_lines = read_study_yaml(base_path)
         for key in base:
             if key in STUDY_ONLY:
                 raise UserError(base_path, "belongs in each study file", line=base_lines.get((key,)), key=key)
@@ -110,48 +125,7 @@ def is_search(spec: SweepSpec) -> bool:
     return bool(spec.nuisance)
 
 
-# --- reading -------------------------------------------------------------------------------------------
-
-
-def _find(name_or_path: str, search_dir: Path) -> Path:
-    text = str(name_or_path)
-    if "/" in text or text.endswith((".yaml", ".yml")):
-        path = Path(text)
-    else:
-        path = search_dir / f"{text}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in search_dir.glob("*.yaml") if p.stem != "base") if search_dir.is_dir() else []
-        raise UserError(path, f"no such study file (studies in {search_dir}: {', '.join(known) or 'none'})")
-    return path
-
-
-def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """The YAML mapping (safe_load) and the 1-based line of each top-level key and each key one level down."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise UserError(path, f"not valid YAML: {error.problem or error}", line=line) from None
-    except yaml.YAMLError as error:
-        raise UserError(path, f"not valid YAML: {error}") from None
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        raise UserError(path, "must be a YAML mapping of study keys")
-    lines: dict[tuple[str, ...], int] = {}
-    for key_node, value_node in node.value:
-        top = (str(key_node.value),)
-        if top in lines:
-            raise UserError(path, "written twice", line=key_node.start_mark.line + 1, key=top[0])
-        lines[top] = key_node.start_mark.line + 1
-        if isinstance(value_node, yaml.MappingNode):
-            for sub_node, _ in value_node.value:
-                sub = (*top, str(sub_node.value))
-                if sub in lines:
-                    raise UserError(path, f"written twice in {top[0]}", line=sub_node.start_mark.line + 1, key=sub[1])
-                lines[sub] = sub_node.start_mark.line + 1
-    return data, lines
+# --- merging ------------------------------------------------------------------------------------------
 
 
 def _merge(merged: dict, origin: dict, data: dict, path: Path, lines: dict) -> None:
@@ -199,9 +173,8 @@ class _Checker:
     def value(self, section: str, key: str, value: Any) -> None:
         """One value of a flat key, checked by building a TrainConfig with it."""
         if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()) and _is_number(_DEFAULTS[key]):
-            self.fail(
-                f"'{value}' is read as text: write numbers with a dot and a signed exponent, e.g. 1.0e-5", section, key
-            )
+            rule = f"{quoted(value)} is read as text: write numbers with a dot and a signed exponent, e.g. 1.0e-5"
+            self.fail(rule, section, key)
         try:
             TrainConfig.from_flat({key: value}, source=str(self.path))
         except UserError as error:
@@ -214,6 +187,33 @@ _DEFAULTS = TrainConfig().to_flat()
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is finite: not NaN, not inf, not an int too large for a float."""
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _in_range(value: Any, low: float, high: float, integer: bool = False, low_open: bool = False) -> bool:
+    """A number (an int where integer) in [low, high], or (low, high] where low_open; NaN never is."""
+    if not (isinstance(value, int) if integer else _is_number(value)) or isinstance(value, bool):
+        return False
+    return (low < value if low_open else low <= value) and value <= high
+
+
+def resource_rule(key: str, value: Any) -> str | None:
+    """Why `value` is no trial resource `key` (cpu, gpu, workers: RESOURCE_RANGES), or None when it is one."""
+    low, high = RESOURCE_RANGES[key]
+    if key == "workers":
+        ok, wanted = _in_range(value, low, high, integer=True), f"an integer from {low} to {high:,}"
+    elif key == "cpu":
+        ok, wanted = _in_range(value, low, high, low_open=True), f"a number above {low:g} and at most {high:g}"
+    else:
+        ok, wanted = _in_range(value, low, high), f"a number from {low:g} to {high:g}"
+    return None if ok else f"must be {wanted}"
 
 
 def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
@@ -232,7 +232,7 @@ def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
     metric = raw["metric"]
     for key, allowed in (("name", METRIC_NAMES), ("post", POSTS), ("mode", MODES)):
         if metric.get(key) not in allowed:
-            check.fail(f"must be one of {', '.join(allowed)}, got {metric.get(key)!r}", "metric", key)
+            check.fail(f"must be one of {', '.join(allowed)}, got {quoted(metric.get(key))}", "metric", key)
     for key in metric:
         if key not in ("name", "post", "mode"):
             check.fail("unknown key (known: name, post, mode)", "metric", key)
@@ -247,8 +247,8 @@ def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
 
     scientific: dict[str, list] = {}
     for key, values in raw["scientific"].items():
-        if not isinstance(values, list) or not values:
-            check.fail("must be a non-empty list of values", "scientific", key)
+        if not isinstance(values, list) or not 1 <= len(values) <= MAX_VALUES:
+            check.fail(f"must be a list of 1 to {MAX_VALUES} values", "scientific", key)
         for value in values:
             check.value("scientific", key, value)
         if any(values.count(v) > 1 for v in values):
@@ -271,30 +271,36 @@ def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
         check.fail("is both scientific and nuisance", "nuisance", sorted(both)[0])
 
     seeds, num_samples = raw["seeds"], raw["num_samples"]
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        check.fail(f"must be an integer >= 1, got {seeds!r}", "seeds")
-    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-        check.fail(f"must be an integer >= 1, got {num_samples!r}", "num_samples")
+    for key, value, high in (("seeds", seeds, MAX_SEEDS), ("num_samples", num_samples, MAX_SAMPLES)):
+        if not _in_range(value, 1, high, integer=True):
+            check.fail(f"must be an integer from 1 to {high:,}, got {quoted(value)}", key)
     if not nuisance and num_samples != 1:
         check.fail("must be 1 for a grid study (empty nuisance): repeat runs with `seeds`", "num_samples")
+    combinations = math.prod(len(values) for values in scientific.values())
+    if combinations * seeds * num_samples > MAX_TRIALS:  # checked before any of them is built
+        check.fail(
+            f"{combinations:,} combinations x {seeds} seeds x {num_samples} samples would make "
+            f"{combinations * seeds * num_samples:,} GAN trials (at most {MAX_TRIALS:,})",
+            "scientific",
+        )
 
     tables = raw["tables"] or []
     if not isinstance(tables, list):
         check.fail(f"must be a list drawn from {', '.join(TABLES)}", "tables")
     for table in tables:
         if table not in TABLES:
-            check.fail(f"unknown table {table!r} (known: {', '.join(TABLES)})", "tables")
+            check.fail(f"unknown table {quoted(table)} (known: {', '.join(TABLES)})", "tables")
 
     resources = dict(DEFAULT_RESOURCES)
     for key, value in raw.get("resources", {}).items():
         if key not in DEFAULT_RESOURCES:
             check.fail(f"unknown key (known: {', '.join(DEFAULT_RESOURCES)})", "resources", key)
-        integer = key == "workers"
-        ok = isinstance(value, int) if integer else _is_number(value)
-        ok = ok and not isinstance(value, bool) and value >= (1 if integer else 0) and (key != "cpu" or value > 0)
-        if not ok:
-            check.fail(f"must be {'an integer >= 1' if integer else 'a number >= 0'}, got {value!r}", "resources", key)
-        resources[key] = value if integer else float(value)
+        rule = resource_rule(key, value)
+        if rule:
+            check.fail(f"{rule}, got {quoted(value)}", "resources", key)
+        resources[key] = value if key == "workers" else float(value)
+
+    scheduler = check_scheduler(check.fail, raw["scheduler"], is_search=bool(nuisance)) if "scheduler" in raw else None
 
     spec = SweepSpec(
         study=study,
@@ -310,6 +316,7 @@ def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
         fixed=fixed,
         tables=tuple(tables),
         resources=resources,
+        scheduler=scheduler,
     )
     # Values that are fine alone may clash together (emb_block and the discriminator's blocks): build them all.
     for point in scientific_points(spec):
@@ -335,8 +342,8 @@ def _check_distribution(check: _Checker, key: str, dist: Any) -> dict[str, Any]:
     ((kind, args),) = dist.items()
     default = _DEFAULTS[key]
     if kind == "choice":
-        if not isinstance(args, list) or len(args) < 2:
-            check.fail("choice needs a list of at least two values", "nuisance", key)
+        if not isinstance(args, list) or not 2 <= len(args) <= MAX_VALUES:
+            check.fail(f"choice needs a list of 2 to {MAX_VALUES} values", "nuisance", key)
         for value in args:
             check.value("nuisance", key, value)
         return {kind: [_normal(key, v) for v in args]}
@@ -345,11 +352,11 @@ def _check_distribution(check: _Checker, key: str, dist: Any) -> dict[str, Any]:
     for value in args:
         if isinstance(value, str):
             check.value("nuisance", key, value)  # explains 1e-5 read as text
-        if not _is_number(value) or not math.isfinite(value):
-            check.fail(f"{kind} bounds must be numbers, got {value!r}", "nuisance", key)
+        if not is_finite_number(value):
+            check.fail(f"{kind} bounds must be finite numbers, got {quoted(value)}", "nuisance", key)
     low, high = args
     if not low < high:
-        check.fail(f"{kind} needs low < high, got [{low}, {high}]", "nuisance", key)
+        check.fail(f"{kind} needs low < high, got [{quoted(low)}, {quoted(high)}]", "nuisance", key)
     if kind == "randint":
         if not (isinstance(default, int) and not isinstance(default, bool)):
             check.fail("randint is for integer keys; use uniform or loguniform", "nuisance", key)

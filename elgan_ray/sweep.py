@@ -19,10 +19,20 @@ from typing import Any
 
 from elgan_ray import study_layout
 from elgan_ray.config import TrainConfig
-from elgan_ray.errors import UserError, run_cli
+from elgan_ray.errors import UserError, quoted, run_cli
+from elgan_ray.files import check_writable
+from elgan_ray.gpu_check import local_shortfall
 from elgan_ray.presets import PRESETS, preset
-from elgan_ray.study_files import gather_evals, write_study_record
-from elgan_ray.study_spec import SweepSpec, grid_points, is_search, load_spec, scientific_points
+from elgan_ray.report_inputs import check_outputs, read_study_record
+from elgan_ray.study_spec import (
+    MAX_TRIALS,
+    SweepSpec,
+    grid_points,
+    is_search,
+    load_spec,
+    resource_rule,
+    scientific_points,
+)
 from elgan_ray.sweep_settings import SEED_KEY, SweepSettings
 from elgan_ray.trial_plan import CONTROL, GAN, ROLE_KEY, config_point, grid_plan, search_controls
 
@@ -53,12 +63,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this study")
     args = parser.parse_args(argv)
-    for flag in ("workers_per_trial", "cpus_per_worker"):
-        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
-            raise UserError("--" + flag.replace("_", "-"), "must be positive")
-    for flag in ("gpus_per_worker", "max_concurrent"):
-        if (getattr(args, flag) or 0) < 0:
-            raise UserError("--" + flag.replace("_", "-"), "must not be negative")
+    # The same ranges as a study's `resources` (study_spec.RESOURCE_RANGES): finite, and checked before anything
+    # is written or Ray starts.
+    for flag, key in (("workers_per_trial", "workers"), ("cpus_per_worker", "cpu"), ("gpus_per_worker", "gpu")):
+        value = getattr(args, flag)
+        rule = None if value is None else resource_rule(key, value)
+        if rule:
+            raise UserError("--" + flag.replace("_", "-"), f"{rule}, got {quoted(value)}")
+    if not 0 <= args.max_concurrent <= MAX_TRIALS:
+        rule = f"must be from 0 (as many as fit) to {MAX_TRIALS:,}, got {args.max_concurrent}"
+        raise UserError("--max-concurrent", rule)
     return args
 
 
@@ -66,10 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spec = load_spec(args.study)
     base = preset(args.preset).with_flat(spec.fixed, source=spec.path)
+    check_writable(args.results, "folder")  # before resolve(): a dangling symbolic link is refused, not followed
     results_root = Path(args.results).resolve()
     study_dir = study_layout.study_dir(results_root, spec.study)
     if study_dir.exists() and not args.resume:
         raise UserError(study_dir, "results of this study exist: pass --resume to continue, or move them away")
+    check_outputs(study_dir, results_root)  # the study folder, the report's files, a readable index.csv
+    check_writable(study_layout.pretrain_root(results_root), "folder")
+    if args.resume and study_layout.study_file(study_dir).exists():  # --resume keeps the first start time
+        first = read_study_record(study_layout.study_file(study_dir)).get("started")
+        if not isinstance(first, str):
+            raise UserError(study_layout.study_file(study_dir), "has no start time to resume from", key="started")
     if args.data:
         from elgan_ray.data.labels import load_split
 
@@ -85,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         gpus_per_worker=_first(args.gpus_per_worker, spec.resources["gpu"]),
         cluster=bool(args.address),
     )
+    if not settings.cluster:  # a local Ray has only this machine's GPUs: Tune would wait for ever for more
+        shortfall = local_shortfall(settings.gpus_per_worker * settings.workers_per_trial)
+        if shortfall:
+            rule = f"{shortfall}: a local Ray would wait for them for ever; use a cluster with GPUs (--address) or 0"
+            if args.gpus_per_worker is not None:
+                raise UserError("--gpus-per-worker", rule)
+            raise UserError(spec.path, rule, key="resources.gpu")
     # Validate every grid point before any compute: a bad value fails here, naming the study file.
     for point in grid_points(spec):
         settings.trial_config(point)
@@ -94,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
     record |= {"preset": args.preset, "command": command, "started": started, "finished": None}
     record |= {"scientific": [k for k in settings.varying if k != SEED_KEY], "tables": list(spec.tables)}
+    from elgan_ray.study_files import gather_evals, write_study_record  # torch (tensorboardX): once all is good
+
     write_study_record(study_dir, record, keep_started=args.resume)
 
     from elgan_ray import tune_runner  # Ray is imported only once the inputs are known to be good

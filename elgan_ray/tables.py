@@ -23,7 +23,9 @@ from elgan_ray.study_frame import (
 )
 from elgan_ray.trial_plan import BASELINE, CONTROL
 
-STATUSES = ("ok", "diverged", "failed", "running")
+# A run's final status (status.json, evals.csv's `status`): `stopped` is a search trial that the study's scheduler
+# (ASHA) ended early; its rows are kept and counted, but it has no final evaluation (study_frame.final_rows).
+STATUSES = ("ok", "diverged", "failed", "running", "stopped")
 N_BOOT = 10_000  # bootstrap resamples; with seed BOOT_SEED the intervals are reproducible exactly
 BOOT_SEED = 0
 
@@ -47,8 +49,9 @@ def summarize(evals: pd.DataFrame) -> pd.DataFrame:
     """One row for the control (when the study has one; its config columns empty) and one per group of GAN
     trials. Percent = fraction x 100 (variance x 100^2); NaN metrics are skipped.
 
-    n_trials/n_seeds: distinct trial_id/seed; n_ok..n_running: trials by their final status.
-    accuracy_mean/var/max, n_evals: every `gan`-phase, basic++ row of the group's trials (var ddof=1).
+    n_trials/n_seeds: distinct trial_id/seed; n_ok..n_stopped: trials by their final status (STATUSES).
+    accuracy_mean/var/max, n_evals: every `gan`-phase, basic++ row of the group's trials (var ddof=1), stopped
+    trials left out: the scheduler stopped them for scoring low, so their rows would bias the statistics.
     f1_mean/f1_std (ddof=1), n_final: each trial's final evaluation (its highest-step `gan`-phase basic++ row).
     f1_ci_low/high: bootstrap_ci of those final F1 values (percent) ordered by seed then trial_id.
     final_accuracy_mean: the mean of those final rows' accuracy.
@@ -58,7 +61,7 @@ def summarize(evals: pd.DataFrame) -> pd.DataFrame:
     varying = varying_columns(evals)
     trials = gan.groupby("trial_id").first()
     status = pd.crosstab(trials["group"], trials["status"]).reindex(columns=list(STATUSES), fill_value=0)
-    main = gan[(gan["phase"] == "gan") & (gan["post"] == MAIN_POST)]
+    main = gan[(gan["phase"] == "gan") & (gan["post"] == MAIN_POST) & (gan["status"] != "stopped")]
     accuracy = main.groupby("group")["accuracy"].agg(["mean", "var", "max", "count"])
     final = final_rows(evals)
     final = final[(final["kind"] == "gan") & (final["post"] == MAIN_POST)]

@@ -214,12 +214,17 @@ def train(
             else:
                 position.evals_since_best += 1
             phase_done = phase_done or position.evals_since_best >= cfg.schedule.pretrain_g_patience
+        # GAN-phase evaluations so far: the clock a search's scheduler (ASHA) compares trials on.
+        gan_evaluations = -(-position.phase_step // _eval_every(phase, cfg)) if phase == "gan" else 0
         if phase_done:
             position.phase, position.phase_step = _next_phase(phase, phases, cfg)
+        if rank == 0 and position.phase is None:  # the final evaluation: its maps are what a seed ensemble averages
+            log.final_maps(validation.maps, val_labels, cfg.eval.threshold, cfg.eval.min_area)
         if rank == 0:
             save_checkpoint(out_dir / CHECKPOINT_NAME, _state(generator, discriminator, opt_g, opt_d, position, flat))
         if report is not None:
-            report(position.step, {"step": position.step, "phase": phase, **final, **mean_losses} if rank == 0 else {})
+            metrics = {"step": position.step, "phase": phase, "gan_evaluations": gan_evaluations}
+            report(position.step, {**metrics, **final, **mean_losses} if rank == 0 else {})
 
     seconds = time.perf_counter() - started
     batches.close()

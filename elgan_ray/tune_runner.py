@@ -8,6 +8,7 @@ finished trials are not run again.
 
 from __future__ import annotations
 
+import json
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -20,10 +21,12 @@ from ray import tune
 from elgan_ray import study_layout
 from elgan_ray.checkpoint import CHECKPOINT_NAME
 from elgan_ray.config import RunSettings, TrainConfig
+from elgan_ray.gpu_check import require_cuda
 from elgan_ray.pretrain import data_identity, ensure_pretrained, pretrain_id
-from elgan_ray.run_log import write_status
+from elgan_ray.run_log import read_evals, read_status, write_status
 from elgan_ray.search_space import PLAN_KEY, plan_space, to_param_space
 from elgan_ray.study_files import run_name, write_run_file
+from elgan_ray.study_scheduler import tune_scheduler
 from elgan_ray.study_spec import SweepSpec, is_search, scientific_points
 from elgan_ray.sweep_settings import SweepSettings
 from elgan_ray.trial_plan import config_point, grid_plan, search_controls
@@ -79,6 +82,29 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
         failed = [r for r in results if r.error is not None]
         if failed:
             print(f"{len(failed)} trial(s) failed; they are marked 'failed' in evals.csv", flush=True)
+        if searched and spec.scheduler:
+            stopped = mark_stopped(results, settings.study_dir)
+            print(f"{name}: {stopped} trial(s) stopped early by {spec.scheduler['name']} ('stopped')", flush=True)
+
+
+def mark_stopped(results: tune.ResultGrid, study_dir: Path) -> int:
+    """Write status `stopped` for every run whose Tune trial ended without error but whose loop never finished:
+    the scheduler stopped it (Tune ends a function trial by raising SystemExit in its tune.report, so the loop
+    writes no status of its own). Its rows and checkpoint stay. Run again after a --resume, whose restored Tuner
+    returns the trials that had ended before, so a stop is recorded even if the driver died right after it."""
+    runs = {}
+    for path in study_layout.run_files(study_dir, study_layout.RUN_FILE):
+        runs[str(json.loads(path.read_text()).get("trial_id"))] = path.parent
+    count = 0
+    for result in results:
+        run_dir = runs.get(str((result.metrics or {}).get("trial_id")))
+        if result.error is not None or run_dir is None:
+            continue
+        if read_status(run_dir)["status"] == "running":
+            steps = [row["step"] for row in read_evals(run_dir, warn=False)]
+            write_status(run_dir, {"status": "stopped", "step": max(steps, default=0)})
+        count += read_status(run_dir)["status"] == "stopped"
+    return count
 
 
 # -- the trial functions (run in Ray worker processes) -------------------------------------------------
@@ -132,7 +158,8 @@ def _runner(settings: SweepSettings):
     from elgan_ray.train_loop import train
 
     def run_here(cfg, run_settings, phases, init_generator=None):
-        device = "cuda" if settings.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
+        require_cuda(settings.gpus_per_worker)  # a GPU slot without CUDA fails the trial, naming the node
+        device = "cuda" if settings.gpus_per_worker > 0 else "cpu"
         run_settings = RunSettings(**(asdict(run_settings) | {"device": device}))
         train(cfg, run_settings, report=_tune_report, phases=phases, init_generator=init_generator)
 
@@ -145,7 +172,7 @@ def _tune_report(step: int, metrics: dict[str, Any]) -> None:
 
 
 def _last_main_row(run_dir: Path) -> dict[str, Any]:
-    from elgan_ray.run_log import MAIN_POST, read_evals, read_status
+    from elgan_ray.run_log import MAIN_POST
 
     rows = [row for row in read_evals(run_dir) if row["post"] == MAIN_POST]
     return (rows[-1] if rows else {}) | {"status": read_status(run_dir)["status"]}
@@ -183,7 +210,7 @@ def _concurrency(settings: SweepSettings, requested: int) -> int | None:
 def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, searched: bool) -> tune.TuneConfig:
     """A grid's config, or (searched) Optuna's over the study's nuisance keys."""
     concurrency = _concurrency(settings, max_concurrent)
-    if not searched:
+    if not searched:  # a grid, or a search study's controls: every run to its end, no scheduler
         return tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=REUSE_TRIAL_PROCESSES)
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
@@ -194,6 +221,7 @@ def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, 
         metric=METRIC,
         mode=spec.metric_mode,
         search_alg=searcher,
+        scheduler=tune_scheduler(spec.scheduler),  # ASHA's metric and mode are these
         num_samples=spec.num_samples * spec.seeds,
         max_concurrent_trials=concurrency,
         reuse_actors=REUSE_TRIAL_PROCESSES,

@@ -12,8 +12,7 @@ import torch
 
 from elgan_ray.data.labels import LaneLabel
 from elgan_ray.losses import lane_probability
-from elgan_ray.metrics import score_predictions
-from elgan_ray.postprocess import POSTPROCESSORS, lanes_from_map
+from elgan_ray.val_maps import score_maps
 
 PREVIEW_FRAMES = 4  # validation frames kept for TensorBoard images and the report's prediction figure
 
@@ -28,6 +27,7 @@ class Validation:
     preview_image: np.ndarray  # (N, H, W, 3) uint8 RGB
     preview_label: np.ndarray  # (N, H, W) float32
     preview_prob: np.ndarray  # (N, H, W) float32
+    maps: np.ndarray | None = None  # (V, H, W) float32: every frame's map (what a run's final val_maps.npz keeps)
 
 
 @torch.no_grad()
@@ -61,14 +61,7 @@ def validate(
     min_area: int,
 ) -> Validation:
     """Score a generator's maps (N, H, W) of validation frames (N, 3, H, W) with every post-processing."""
-    kwargs = {"threshold": threshold} | ({"min_area": min_area} if min_area else {})
-    scores = {}
-    for post in POSTPROCESSORS:
-        lanes = [
-            lanes_from_map(m, label.h_samples, method=post, **kwargs) for m, label in zip(maps, labels, strict=True)
-        ]
-        result = score_predictions(lanes, labels)
-        scores[post] = {"accuracy": result.accuracy, "fp": result.fp, "fn": result.fn, "f1": result.f1}
+    scores = score_maps(maps, labels, threshold, min_area)
     label_np = label_maps[:, 0].numpy()  # (N, H, W)
     n = min(PREVIEW_FRAMES, len(maps))
     return Validation(
@@ -78,4 +71,5 @@ def validate(
         preview_image=(images[:n].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8),
         preview_label=label_np[:n].astype(np.float32),
         preview_prob=maps[:n].astype(np.float32),
+        maps=maps,
     )

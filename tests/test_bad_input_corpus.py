@@ -90,6 +90,16 @@ QUICK = ["schedule.pretrain_g_steps=1", "schedule.pretrain_d_steps=1", "schedule
 QUICK += ["schedule.eval_every=1", "data.val_limit=1", "data.train_limit=2"]
 
 
+ONE_POINT = "scientific: {loss.gen: [ce]}\n"
+NUISANCE = ONE_POINT + "nuisance: {optim.lr_g: {loguniform: [1.0e-5, 1.0e-3]}}\n"
+
+
+def sweep(t, study, *extra, results=None):
+    """`sweep STUDY --results t/r` (or `results`); a sweep that gets past its checks stops at --data t/nodata,
+    before it writes anything or starts Ray."""
+    return ["elgan_ray.sweep", study, "--results", str(results or t / "r"), "--data", str(t / "nodata"), *extra]
+
+
 def train(t, d, *extra, out=None):
     """`train --preset smoke` on the tiny set with the QUICK schedule, writing to t/o (or `out`)."""
     return ["elgan_ray.train", "--preset", "smoke", "--data", str(d), "--out", str(out or t / "o"), *QUICK, *extra]
@@ -360,6 +370,10 @@ CASES = {
     # defect 4 (overrides): aliases are refused before anything expands or prints them
     "train-override-aliases": (lambda t, d: train(t, d, f"loss.gen={LAUGHS}"), "loss.gen", {"limit_mb": 1500}),
     "train-override-huge-number": (lambda t, d: train(t, d, "optim.lr_g=1" + "0" * 400), "optim.lr_g"),
+    "train-override-deep-nesting": (  # a RecursionError in PyYAML's composer before plain_yaml.MAX_DEPTH
+        lambda t, d: train(t, d, "generator.down_layers=" + "[" * 900),
+        "generator.down_layers",
+    ),
     # defect 8: every field's range, where it is declared
     "train-seed-negative": (lambda t, d: train(t, d, "seed=-1"), "seed"),
     "train-seed-flag-negative": (lambda t, d: train(t, d, "--seed", "-5"), "seed"),
@@ -504,15 +518,67 @@ CASES = {
         ],
         "bad.yaml",
     ),
+    # --- issue 13 phase 2, more of the same defects ----------------------------------------------------------
+    # defect 4: nesting deep enough to exhaust PyYAML's recursion, an integer past Python's 4300 digits
+    "sweep-deep-nesting": (lambda t, d: sweep(t, study_yaml(t, "seeds: " + "[" * 2000 + "\n")), "bad.yaml:4"),
+    "sweep-huge-integer": (lambda t, d: sweep(t, study_yaml(t, "seeds: " + "9" * 5000 + "\n")), "bad.yaml"),
+    "sweep-study-too-large": (lambda t, d: sweep(t, study_yaml(t, ONE_POINT + "#" * 70_000 + "\n")), "bad.yaml"),
+    # defect 6: counts bounded before anything of their size is built
+    "sweep-too-many-trials": (
+        lambda t, d: sweep(t, study_yaml(t, f"scientific: {{loss.lambda: {list(range(100))}}}\nseeds: 100\n")),
+        "GAN trials",
+        {"limit_mb": 700},
+    ),
+    "sweep-too-many-samples": (
+        lambda t, d: sweep(t, study_yaml(t, NUISANCE + "num_samples: 1000000000\n")),
+        "num_samples",
+        {"limit_mb": 700},
+    ),
+    "sweep-long-choice": (
+        lambda t, d: sweep(
+            t, study_yaml(t, ONE_POINT + f"nuisance: {{loss.lambda: {{choice: {list(range(500))}}}}}\n")
+        ),
+        "loss.lambda",
+    ),
+    # defect 8: every field's range, where it is declared (a study's resources share the sweep flags' ranges)
+    "sweep-resources-inf": (
+        lambda t, d: sweep(t, study_yaml(t, ONE_POINT + "resources: {cpu: .inf}\n")),
+        "resources.cpu",
+    ),
+    "sweep-cpus-inf": (lambda t, d: sweep(t, "stability", "--cpus-per-worker", "inf"), "--cpus-per-worker"),
+    "sweep-gpus-negative": (lambda t, d: sweep(t, "stability", "--gpus-per-worker", "-1"), "--gpus-per-worker"),
+    "sweep-gpus-nan": (lambda t, d: sweep(t, "stability", "--gpus-per-worker", "nan"), "--gpus-per-worker"),
+    "sweep-workers-huge": (lambda t, d: sweep(t, "stability", "--workers-per-trial", "10" * 20), "--workers-per-trial"),
+    "sweep-max-concurrent-negative": (lambda t, d: sweep(t, "stability", "--max-concurrent", "-1"), "--max-concurrent"),
+    # defect 11: the results folder and its index, checked before the first trial
+    "sweep-results-dangling-symlink": (
+        lambda t, d: sweep(t, "stability", results=symlink(t / "link", t / "nowhere")),
+        "link",
+    ),
+    "sweep-index-is-a-folder": (
+        lambda t, d: sweep(t, "stability", results=folder(t / "res" / "index.csv").parent),
+        "index.csv",
+    ),
+    "sweep-index-not-utf-8": (
+        lambda t, d: sweep(
+            t, "stability", results=write(t / "res" / "index.csv", b"study,started\ncaf\xe9,x\n").parent
+        ),
+        "index.csv:2",
+    ),
+    "sweep-report-file-is-a-folder": (
+        lambda t, d: sweep(
+            t, "stability", "--resume", results=folder(t / "res" / "stability" / "summary.csv").parent.parent
+        ),
+        "summary.csv",
+    ),
+    "sweep-resume-damaged-study-json": (
+        lambda t, d: sweep(
+            t, "stability", "--resume", results=write(t / "res" / "stability" / "study.json", "[1]").parent.parent
+        ),
+        "study.json",
+    ),
 }
-PHASE_2 = {
-    "sweep-study-aliases": "search_space.py",
-    "sweep-huge-seeds": "search_space.py",
-    "sweep-results-is-a-file": "sweep.py",
-    "sweep-results-under-a-file": "sweep.py",
-    "bench-out-is-a-folder": "bench.py",
-    "sweep-latin1-comment": "search_space.py",
-}
+PHASE_2: dict[str, str] = {}  # every phase-2 reproducer is fixed: issue 12 (evaluate.py), issue 13 (the rest)
 
 
 def phase_2(file: str):
@@ -770,7 +836,7 @@ def run_unprivileged(argv):
         pytest.skip(f"cannot run without file privileges here: {error}")
 
 
-@pytest.mark.parametrize("command", ["train", "synth", "show"])
+@pytest.mark.parametrize("command", ["train", "synth", "show", "sweep", "bench"])
 def test_an_output_the_user_cannot_write_is_refused_before_the_work(tmp_path, tiny_dataset, command):
     """Issue 13, defect 11: an unwritable output folder gave a PermissionError traceback after the work."""
     read_only = folder(tmp_path / "ro")
@@ -780,10 +846,23 @@ def test_an_output_the_user_cannot_write_is_refused_before_the_work(tmp_path, ti
         "train": train(tmp_path, tiny_dataset, out=target),
         "synth": ["elgan_ray.data", "synth", "--out", str(target), "--train", "2", "-q"],
         "show": ["elgan_ray.data", "show", str(tiny_dataset), "--out", str(target) + ".png", "--n", "1"],
+        "sweep": ["elgan_ray.sweep", "stability", "--results", str(target), "--data", str(tiny_dataset)],
+        "bench": ["elgan_ray.bench", "--quick", "--only", "render", "--out", str(target) + ".json"],
     }[command]
     assert_user_error(run_unprivileged(argv), str(read_only))
     read_only.chmod(0o755)
     assert list(read_only.iterdir()) == []
+
+
+def test_a_report_whose_index_cannot_be_written_writes_nothing(tmp_path):
+    """Issue 13, defect 11: an index.csv the user cannot write failed only after the tables and figures."""
+    study = report_study(tmp_path)
+    study.parent.chmod(0o555)  # results/: index.csv cannot be made; results/stab/ stays writable
+    try:
+        assert_user_error(run_unprivileged(["elgan_ray.report", str(study)]), "index.csv")
+    finally:
+        study.parent.chmod(0o755)
+    assert sorted(p.name for p in study.iterdir()) == ["evals.csv"]
 
 
 def modes(root):
@@ -836,7 +915,6 @@ def test_a_label_file_in_a_folder_the_user_cannot_enter_is_one_line(tmp_path):
 # -- issue 13, defect 8: sweep --cpus-per-worker nan ---------------------------------------------------------------
 
 
-@phase_2("sweep.py")
 def test_sweep_refuses_nan_cpus_before_it_writes_or_starts_ray(tmp_path):
     """An unfixed sweep accepts nan, writes study.json and starts Ray; it is stopped as soon as study.json appears,
     before Ray starts."""
@@ -883,41 +961,90 @@ def evals_cell(column, value, row=1):
     return damage
 
 
+def evals_column(column, values):
+    """A damage(study) that adds `column` to evals.csv, with values[i] in row i + 1 and empty cells after."""
+
+    def damage(study):
+        lines = (study / "evals.csv").read_text().splitlines()
+        cells = values + [""] * (len(lines) - 1 - len(values))
+        lines = [lines[0] + f",{column}"] + [f"{line},{cell}" for line, cell in zip(lines[1:], cells, strict=True)]
+        (study / "evals.csv").write_text("\n".join(lines) + "\n")
+
+    return damage
+
+
+def run_folder(study, status):
+    """runs/x: a GAN run with no evaluation row (a silent run) whose status.json holds `status`."""
+    config = {"seed": 2, "loss.gen": "emb", "loss.disc": "ce", "loss.lambda": 1.0, "loss.emb_block": 7}
+    write(study / "runs" / "x" / "run.json", json.dumps({"trial_id": "t9", "trial_name": "x", "config": config}))
+    write(study / "runs" / "x" / "status.json", json.dumps(status))
+
+
+def preview(study, **arrays):
+    """runs/seed=0/preview.npz: a good one (2 frames of 8x16) with `arrays` replacing its own."""
+    good = {"image": np.zeros((2, 8, 16, 3), np.uint8), "label": np.zeros((2, 8, 16), np.float32)}
+    good["prob"] = np.zeros((2, 8, 16), np.float32)
+    (study / "runs" / "seed=0").mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(study / "runs" / "seed=0" / "preview.npz", **(good | arrays))
+
+
 REPORT_CASES = {
     # defect 16: values that are not what the record may hold
-    "status-weird": (evals_cell("status", "weird"), "status", "report.py"),
-    "post-zzz": (evals_cell("post", "zzz"), "post", "report.py"),
-    "accuracy-inf": (evals_cell("accuracy", "inf"), "accuracy", "report.py"),
-    "index-bad-csv": (lambda s: write(s.parent / "index.csv", 'a,"b\n1'), "index.csv", "report.py"),
+    "status-weird": (evals_cell("status", "weird"), "status"),
+    "post-zzz": (evals_cell("post", "zzz"), "post"),
+    "accuracy-inf": (evals_cell("accuracy", "inf"), "accuracy"),
+    "index-bad-csv": (lambda s: write(s.parent / "index.csv", 'a,"b\n1'), "index.csv"),
     # defect 22: a header and no rows
-    "header-only": (lambda s: write(s / "evals.csv", ",".join(REPORT_COLUMNS) + "\n"), "no rows", "report.py"),
+    "header-only": (lambda s: write(s / "evals.csv", ",".join(REPORT_COLUMNS) + "\n"), "no rows"),
     # defect 15: a run folder's records
     "run-config-not-a-mapping": (
         lambda s: write(s / "runs" / "x" / "run.json", '{"trial_id": "t9", "config": [1]}'),
         "run.json",
-        "report.py",
     ),
-    "preview-corrupt": (lambda s: write(s / "runs" / "seed=0" / "preview.npz", b"garbage"), "preview.npz", "plots.py"),
+    "preview-corrupt": (lambda s: write(s / "runs" / "seed=0" / "preview.npz", b"garbage"), "preview.npz"),
     # defect 13: an index.csv that is not UTF-8
     "index-not-utf-8": (
         lambda s: write(s.parent / "index.csv", b"study,started\ncaf\xe9,x\n"),
         "index.csv",
-        "report.py",
     ),
     # defect 11: an index.csv that is a folder
-    "index-is-a-folder": (lambda s: folder(s.parent / "index.csv"), "index.csv", "report.py"),
+    "index-is-a-folder": (lambda s: folder(s.parent / "index.csv"), "index.csv"),
+    # --- issue 13 phase 2, more of the same defects ----------------------------------------------------------
+    "seed-fractional": (evals_cell("seed", "0.5"), "evals.csv:2: key 'seed'"),
+    "fp-negative": (evals_cell("fp", "-0.1"), "evals.csv:2: key 'fp'"),
+    "phase-unknown": (evals_cell("phase", "warmup"), "key 'phase'"),
+    "health-infinite": (evals_column("d_acc_real", ["0.5", "inf"]), "key 'd_acc_real'"),
+    "role-unknown": (evals_column("role", ["gan", "judge"]), "key 'role'"),
+    "status-json-weird": (lambda s: run_folder(s, {"status": "weird"}), "status.json"),
+    "run-json-not-json": (lambda s: write(s / "runs" / "x" / "run.json", "{oops"), "run.json"),
+    "run-config-nested": (
+        lambda s: write(s / "runs" / "x" / "run.json", '{"trial_id": "t9", "config": {"seed": {"a": 1}}}'),
+        "config.seed",
+    ),
+    "preview-wrong-shape": (lambda s: preview(s, image=np.zeros((2, 2), np.uint8)), "preview.npz"),
+    "preview-too-large": (lambda s: preview(s, label=np.zeros((1, 4096, 4096), np.float32)), "preview.npz"),
+    "study-json-tables": (lambda s: write(s / "study.json", '{"tables": 5}'), "study.json"),
+    "report-file-is-a-folder": (lambda s: folder(s / "curves.png"), "curves.png"),
+    # found by fuzzing the record: text among numbers, which pandas cannot sort
+    "lambda-text": (evals_cell("lambda", "abc"), "key 'lambda'"),
+    "loss-unknown": (evals_cell("gen_loss", "bce"), "key 'gen_loss'"),
+    "run-config-text-for-a-number": (
+        lambda s: write(s / "runs" / "x" / "run.json", '{"trial_id": 5, "config": {"loss.lambda": "abc"}}'),
+        "config.loss.lambda",
+    ),
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=phase_2(REPORT_CASES[c][2])) for c in sorted(REPORT_CASES)])
+@pytest.mark.parametrize("case", sorted(REPORT_CASES))
 def test_report_refuses_a_bad_record_before_writing_anything(tmp_path, case):
-    damage, needle, _ = REPORT_CASES[case]
+    damage, needle = REPORT_CASES[case]
     study = report_study(tmp_path)
     damage(study)
     index = study.parent / "index.csv"
     index_before = index.read_bytes() if index.is_file() else None
+    before = {p.name for p in study.iterdir()}  # evals.csv, runs/ and what the damage made
     assert_user_error(run(["elgan_ray.report", str(study)]), needle)
-    written = [p.name for p in study.iterdir() if p.name not in ("evals.csv", "runs")]
+    written = sorted({p.name for p in study.iterdir()} - before)
     assert written == [], f"written before the error: {written}"
     assert (index.read_bytes() if index.is_file() else None) == index_before
 
@@ -946,6 +1073,5 @@ def test_fuzzed_prediction_and_label_files_keep_the_one_line_contract(tmp_path):
     fuzz("evaluate", tmp_path, n=200)
 
 
-@phase_2("search_space.py")
 def test_fuzzed_study_files_keep_the_one_line_contract(tmp_path):
     fuzz("study", tmp_path, n=200)

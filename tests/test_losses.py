@@ -9,8 +9,10 @@ import torch
 
 from elgan_ray.losses import (
     adversarial_loss,
+    discriminate,
     discriminator_embedding_loss,
     embedding_loss,
+    generator_adversarial_loss,
     lane_probability,
     segmentation_loss,
 )
@@ -79,3 +81,38 @@ def test_discriminator_embedding_loss_is_the_negative():
     torch.manual_seed(1)
     a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     assert discriminator_embedding_loss(a, b).item() == pytest.approx(-embedding_loss(a, b).item())
+
+
+class RecordingDiscriminator(torch.nn.Module):
+    """A stand-in D that records the batches it sees: score = mean of the map, embedding = the map itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, image, lane_map, emb_block):
+        self.seen.append(len(lane_map))
+        return lane_map.mean(dim=(2, 3), keepdim=True), lane_map
+
+
+def test_d_sees_each_label_beside_its_prediction_in_one_forward():
+    d = RecordingDiscriminator()
+    images, labels, prediction = torch.zeros(3, 3, 4, 4), torch.ones(3, 1, 4, 4), torch.zeros(3, 1, 4, 4)
+    label_score, prediction_score, label_emb, prediction_emb = discriminate(d, images, labels, prediction, 7)
+    assert d.seen == [6]  # one pass of both halves: BatchNorm always spans a label and a prediction
+    assert torch.equal(label_emb, labels) and torch.equal(prediction_emb, prediction)
+    assert label_score.shape == prediction_score.shape == (3, 1, 1, 1)
+
+
+@pytest.mark.parametrize("norm", ["rms", "plain"])
+def test_generator_embedding_loss_follows_emb_norm_and_leaves_the_label_constant(norm):
+    from elgan_ray.config import LossConfig
+
+    d = RecordingDiscriminator()
+    images, labels = torch.zeros(2, 3, 4, 4), torch.ones(2, 1, 4, 4)
+    prediction = torch.zeros(2, 1, 4, 4, requires_grad=True)
+    loss = generator_adversarial_loss(d, images, labels, prediction, LossConfig(gen="emb", emb_norm=norm))
+    # Every pixel differs by 1: the plain L2 norm is sqrt(16) = 4 (eq. 3-4), its RMS 1.
+    assert loss.item() == pytest.approx(4.0 if norm == "plain" else 1.0)
+    loss.backward()
+    assert prediction.grad is not None and prediction.grad.abs().sum() > 0

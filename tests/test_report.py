@@ -235,3 +235,76 @@ def test_cli_bad_folder(tmp_path: Path, content, rule):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "evals.csv" in lines[0] and rule in lines[0], result.stderr
+
+
+def _with_controls(study_dir: Path, d_acc: float = 0.95) -> pd.DataFrame:
+    """The study's evals.csv as the sweep now gathers it: roles, one control per seed (lambda 0) with GAN-phase
+    rows, and D's health figures in every row after D exists; `d_acc` is every D's accuracy at the end of its
+    pre-training."""
+    evals = pd.read_csv(study_dir / "evals.csv")
+    evals["role"] = evals["kind"].map({"pretrain": "baseline", "gan": "gan"})
+    rng = np.random.default_rng(2)
+    controls = []
+    for seed in SEEDS:
+        template = evals[(evals["trial_id"] == f"t0{seed}")].copy()
+        template = template.assign(trial_id=f"c{seed}", role="control", trial_name=f"control,seed={seed}")
+        template = template.assign(gen_loss="emb", disc_loss="ce", status="ok", accuracy=rng.uniform(0.9, 0.95))
+        template["lambda"] = 0.0
+        controls.append(template)
+    evals = pd.concat([evals, *controls], ignore_index=True)
+    after_d = evals["kind"] == "gan"
+    evals.loc[after_d, ["d_acc_real", "d_acc_fake"]] = d_acc
+    evals.loc[after_d, "emb_distance"] = rng.uniform(0.5, 1.5, after_d.sum())
+    evals.loc[after_d, "adv_fit_grad_ratio"] = np.where(evals.loc[after_d, "role"] == "control", 0.0, 0.3)
+    evals.loc[after_d, "adv_fit_grad_cos"] = -0.05
+    evals.to_csv(study_dir / "evals.csv", index=False)
+    return evals
+
+
+def test_controls_are_the_reference_of_every_table(study: Path):
+    evals = _with_controls(study)
+    written = write_report(study)
+    summary = pd.read_csv(written["summary.csv"])
+    assert list(summary["group"])[0] == "control" and summary.loc[0, "n_trials"] == 3
+    assert pd.isna(summary.loc[0, "gen_loss"])  # the control is no loss combination
+    final = pd.read_csv(written["final.csv"])
+    assert list(final["group"].drop_duplicates())[:2] == ["baseline", "control"]
+    pairs = pd.read_csv(written["pairwise.csv"])
+    assert [(a, b) for a, b in zip(pairs["a"], pairs["b"], strict=True)] == [
+        *[(f"g={g},d={d}", "control") for g, d in GROUPS],
+        ("control", "baseline"),
+    ]
+    control_final = evals[(evals.role == "control") & (evals.phase == "gan") & (evals.post == "basic++")]
+    control_final = control_final[control_final.step == 40]["accuracy"] * 100
+    assert pairs.set_index("a").loc["control", "mean_a"] == pytest.approx(control_final.mean())
+    health = pd.read_csv(written["health.csv"]).set_index("group")
+    assert health.loc["control", "grad_ratio_median"] == 0 and health.loc["g=ce,d=ce", "grad_ratio_median"] == 0.3
+    assert health["d_acc_end_of_pretraining"].tolist() == pytest.approx([0.95] * 5)
+    gan_rows = evals[(evals.role == "gan") & (evals.phase == "gan") & (evals.post == "basic++")]
+    expected = gan_rows.assign(group="g=" + gan_rows.gen_loss + ",d=" + gan_rows.disc_loss).groupby("group")
+    assert health.loc["g=emb,d=emb", "emb_distance"] == pytest.approx(expected["emb_distance"].mean()["g=emb,d=emb"])
+    assert "warning" not in (study / "table.md").read_text()
+    assert "health.png" in written and "## D's health" in (study / "table.md").read_text()
+
+
+def test_a_discriminator_at_chance_is_named_in_the_tables(study: Path):
+    _with_controls(study, d_acc=0.55)
+    write_report(study)
+    text = (study / "table.md").read_text()
+    assert text.count("D ends its pre-training at chance") == 5  # the control and each of the 4 groups
+
+
+def test_the_report_files_are_the_ones_checked_before_writing(reported):
+    """report_inputs.check_outputs checks study_layout.REPORT_FILES before the first write: every file the report
+    writes must be one of them."""
+    from elgan_ray import study_layout
+
+    _, written = reported
+    assert set(written) - {"index.csv"} <= set(study_layout.REPORT_FILES)
+
+
+def test_the_phases_the_report_accepts_are_the_training_loops():
+    from elgan_ray.report_inputs import PHASES
+    from elgan_ray.train_loop import PHASES as LOOP_PHASES
+
+    assert PHASES == LOOP_PHASES

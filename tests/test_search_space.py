@@ -2,6 +2,7 @@
 have the planned size, and bad files fail with one line naming the file and the key (or the YAML line). Ray
 Tune's sample classes are imported; Ray is not started."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ from elgan_ray.config import TrainConfig, flat_keys
 from elgan_ray.errors import UserError
 from elgan_ray.search_space import PLAN_KEY, plan_space, to_param_space
 from elgan_ray.study_spec import (
+    MAX_SAMPLES,
+    MAX_SEEDS,
+    MAX_TRIALS,
+    MAX_VALUES,
     POSTS,
     SEARCH_DIR,
     SEED_KEY,
@@ -19,6 +24,7 @@ from elgan_ray.study_spec import (
     load_spec,
     scientific_points,
 )
+from elgan_ray.study_yaml import MAX_STUDY_BYTES
 
 STUDIES = ["stability", "lambda", "embedding", "losses", "baseline", "optuna"]
 GRID_SIZES = {"stability": 20, "lambda": 18, "embedding": 9, "losses": 8, "baseline": 3, "optuna": 2}
@@ -248,3 +254,63 @@ def test_errors_in_base_name_base_yaml(tmp_path):
 def test_unknown_study_name_lists_the_studies():
     with pytest.raises(UserError, match="stability"):
         load_spec("stabilty")
+
+
+# --- issue 13: bounded files, counts and ranges ------------------------------------------------------------
+
+
+def test_every_count_is_bounded_before_anything_of_its_size_is_built(tmp_path):
+    """Defect 6: `seeds: 1000000000000` built every grid point (6 GB in 30 s) before any message."""
+    assert f"from 1 to {MAX_SEEDS}" in _error(tmp_path, GOOD.replace("seeds: 2", "seeds: 1000000000000")).rule
+    assert _error(tmp_path, GOOD.replace("seeds: 2", f"seeds: {MAX_SEEDS + 1}")).key == "seeds"
+    many = f"[{', '.join(str(i / 10) for i in range(MAX_VALUES + 1))}]"
+    assert f"1 to {MAX_VALUES} values" in _error(tmp_path, GOOD.replace("[ce, emb]", many)).rule
+    lambdas = f"[{', '.join(str(i / 10) for i in range(MAX_VALUES))}]"  # x 2 losses x 11 seeds: 2,200 trials
+    body = GOOD.replace("loss.gen: [ce, emb]", f"loss.gen: [ce, emb]\n  loss.lambda: {lambdas}")
+    error = _error(tmp_path, body.replace("seeds: 2", "seeds: 11"))
+    assert error.key == "scientific" and f"at most {MAX_TRIALS:,}" in error.rule
+    search = GOOD + "nuisance: {optim.lr_g: {loguniform: [1.0e-5, 1.0e-3]}}\n"
+    assert _error(tmp_path, search + f"num_samples: {MAX_SAMPLES + 1}\n").key == "num_samples"
+    assert "2 to 100 values" in _error(tmp_path, GOOD + f"nuisance: {{loss.lambda: {{choice: {many}}}}}\n").rule
+    assert len(grid_points(load_spec(str(_write(tmp_path, GOOD.replace("seeds: 2", "seeds: 100")))))) == 200
+
+
+@pytest.mark.parametrize(
+    "resources",
+    ["{cpu: .inf}", "{cpu: .nan}", "{cpu: 0}", "{cpu: 1" + "0" * 400 + "}", "{gpu: -1}", "{gpu: .inf}"]
+    + ["{workers: 0}", "{workers: 2.5}", "{workers: 5000}", "{cpu: '1'}"],
+)
+def test_resources_are_finite_numbers_in_their_ranges(tmp_path, resources):
+    """Defect 8: `resources: {cpu: .inf}` was accepted; the sweep's flags share these ranges."""
+    error = _error(tmp_path, GOOD + f"resources: {resources}\n")
+    assert error.key.startswith("resources.") and "must be" in error.rule
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (GOOD + "# caf\xe9\n", "not UTF-8"),  # defect 13: one Latin-1 byte in a comment, named with its line
+        (GOOD + "#" * MAX_STUDY_BYTES + "\n", f"larger than {MAX_STUDY_BYTES:,} bytes"),
+        (GOOD + "fixed: {loss.lambda: &a 1.0, optim.lr_g: *a}\n", "anchors and aliases"),  # defect 4
+        (GOOD + "fixed: {generator.down_layers: " + "[" * 2000 + "}\n", "nested deeper"),  # a RecursionError
+        (GOOD + "fixed: {seed_x: " + "9" * 5000 + "}\n", "cannot be read"),  # past Python's 4300 digits
+        (GOOD + "fixed: {seed_x: 2024-13-45}\n", "cannot be read"),  # a date PyYAML cannot make
+        (GOOD + "fixed: {loss.lambda: '" + "1" * 60_000 + "x'}\n", "expected a number"),  # linear, not squared
+        (GOOD.replace("base.yaml", "b" * 5000 + ".yaml"), "does not exist"),  # a name too long for the system
+        (GOOD + "k" * 1000 + ": 1\n", "unknown study key"),  # the key is cut short in the line, not the rule
+    ],
+    ids=["latin-1", "too-large", "aliases", "deep", "huge-integer", "bad-date", "long-number-text", "long-base"]
+    + ["long-key"],
+)
+def test_a_study_file_is_bounded_utf8_plain_yaml(tmp_path, body, needle):
+    path = tmp_path / "study.yaml"
+    (tmp_path / "base.yaml").write_text((SEARCH_DIR / "base.yaml").read_text())
+    path.write_bytes(body.encode("latin-1") if "\xe9" in body else body.encode())
+    started = time.perf_counter()
+    with pytest.raises(UserError) as info:
+        load_spec(str(path))
+    assert time.perf_counter() - started < 10  # the number-as-text pattern once took minutes on 60,000 digits
+    assert needle in info.value.rule and info.value.source == str(path) and needle in str(info.value)
+    assert len(str(info.value)) < 400  # every value it quotes is cut short
+    if "\xe9" in body:
+        assert info.value.line == len(GOOD.splitlines()) + 1

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from elgan_ray import study_layout as layout
 from elgan_ray.run_log import PREVIEW_NAME, STATUS_NAME
+from elgan_ray.val_maps import VAL_MAPS_NAME
 
 
 def test_paths_of_a_results_folder():
@@ -33,7 +34,7 @@ def test_run_files_are_sorted_and_only_where_present(tmp_path):
 
 def test_run_folder_names_agree_with_run_log():
     # The report reads these two files by study_layout's names so as not to import run_log (tensorboardX).
-    assert (layout.STATUS_FILE, layout.PREVIEW_FILE) == (STATUS_NAME, PREVIEW_NAME)
+    assert (layout.STATUS_FILE, layout.PREVIEW_FILE, layout.VAL_MAPS_FILE) == (STATUS_NAME, PREVIEW_NAME, VAL_MAPS_NAME)
 
 
 def test_the_report_imports_no_torch_ray_or_tensorboard():

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 from studies import sweep_command, sweep_env, write_study
 
+from elgan_ray.report import write_report
 from elgan_ray.study_files import run_name
+from elgan_ray.study_frame import final_rows
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -77,6 +79,18 @@ def test_smoke_stability_sweep(tmp_path, tiny_dataset):
     assert "## D's health" in (study / "table.md").read_text()
     index = pd.read_csv(tmp_path / "index.csv")
     assert list(index.study) == ["stability"]
+    # Seed ensembles: every method (baseline, control, 4 GAN groups) x post-processing x 1..5 seeds, and a
+    # single-seed "ensemble" scores exactly as that seed's final evaluation did (maps stored rounding half down).
+    ensembles = pd.read_csv(study / "ensemble.csv", dtype={"seeds": str})
+    assert (study / "ensemble.png").exists() and len(ensembles) == 6 * 2 * 5
+    assert ensembles.groupby(["group", "post"]).n_models.apply(list).map([1, 2, 3, 4, 5].__eq__).all()
+    assert list(ensembles.group.drop_duplicates())[:2] == ["baseline", "control"]
+    singles = ensembles[ensembles.n_models == 1].set_index(["group", "post"]).accuracy.sort_index()
+    seed_0 = final_rows(evals).query("seed == 0").set_index(["group", "post"]).accuracy
+    pd.testing.assert_series_equal(singles, seed_0.reindex(singles.index))
+    (study / "ensemble.csv").unlink()
+    write_report(study)  # what `python -m elgan_ray.report` runs: it recomputes the ensembles from the runs' maps
+    pd.testing.assert_frame_equal(pd.read_csv(study / "ensemble.csv", dtype={"seeds": str}), ensembles)
 
 
 @pytest.fixture(scope="module")

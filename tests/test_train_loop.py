@@ -1,16 +1,19 @@
 """The training loop on the smoke preset: determinism, exact resume, shared pre-training, TensorBoard, divergence."""
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from elgan_ray.config import RunSettings
+from elgan_ray.models import build_discriminator, build_generator
 from elgan_ray.presets import preset
 from elgan_ray.run_log import read_evals, read_status
-from elgan_ray.train_loop import train
+from elgan_ray.train_loop import d_step, g_step, train
 
 
 def smoke_settings(tmp_path, name, dataset):
@@ -122,3 +125,63 @@ def test_train_cli_refuses_bad_input_in_one_line(tmp_path, args, needle):
     assert done.returncode == 2
     assert needle in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+HEALTH = ("d_acc_real", "d_acc_fake", "emb_distance", "adv_fit_grad_ratio", "adv_fit_grad_cos")
+
+
+def test_every_row_after_d_exists_carries_finite_health_figures(tmp_path, tiny_dataset):
+    cfg = preset("smoke").with_flat({"schedule.gan_eval_every": 3})
+    train(cfg, smoke_settings(tmp_path, "run", tiny_dataset))
+    rows = read_evals(tmp_path / "run")
+    for row in rows:
+        if row["phase"] == "pretrain_g":
+            assert not set(HEALTH) & set(row)  # no D yet: no figure that would mean nothing
+        else:
+            assert all(math.isfinite(row[k]) for k in HEALTH), row
+            assert 0 <= row["d_acc_real"] <= 1 and 0 <= row["d_acc_fake"] <= 1 and -1 <= row["adv_fit_grad_cos"] <= 1
+    # The GAN phase is evaluated on its own interval, counted in its own steps, and at its end.
+    gan_steps = sorted({row["phase_step"] for row in rows if row["phase"] == "gan"})
+    assert gan_steps == list(range(3, cfg.schedule.gan_steps + 1, 3))
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"scalars": 0})
+    events.Reload()
+    assert {f"health/{k}" for k in HEALTH} <= set(events.Tags()["scalars"])
+
+
+def test_the_control_has_no_adversarial_gradient(tmp_path, tiny_dataset):
+    train(preset("smoke").with_flat({"loss.lambda": 0.0}), smoke_settings(tmp_path, "control", tiny_dataset))
+    gan_rows = [row for row in read_evals(tmp_path / "control") if row["phase"] == "gan"]
+    assert gan_rows and all(row["adv_fit_grad_ratio"] == 0 and row["loss_adv"] >= 0 for row in gan_rows)
+
+
+def batch_norm_statistics(model):
+    return {name: buffer.clone() for name, buffer in model.named_buffers() if "running" in name}
+
+
+def test_a_d_step_leaves_g_and_a_g_step_leaves_d_as_they_were():
+    cfg = preset("smoke")
+    torch.manual_seed(0)
+    generator, discriminator = build_generator(cfg.generator), build_discriminator(cfg.discriminator)
+    images, labels = torch.rand(4, 3, 64, 128), torch.rand(4, 1, 64, 128)
+    opt_g = torch.optim.Adam(generator.parameters())
+    opt_d = torch.optim.SGD(discriminator.parameters(), lr=0.1)
+    g_before, g_weights = batch_norm_statistics(generator), [p.clone() for p in generator.parameters()]
+    d_step(generator, discriminator, opt_d, images, labels, cfg)
+    assert all(torch.equal(g_before[k], v) for k, v in batch_norm_statistics(generator).items())
+    assert all(torch.equal(a, b) for a, b in zip(g_weights, generator.parameters(), strict=True))
+    d_before, d_weights = batch_norm_statistics(discriminator), [p.clone() for p in discriminator.parameters()]
+    g_step(generator, discriminator, opt_g, images, labels, cfg, with_adversary=True)
+    assert all(torch.equal(d_before[k], v) for k, v in batch_norm_statistics(discriminator).items())
+    assert all(torch.equal(a, b) for a, b in zip(d_weights, discriminator.parameters(), strict=True))
+    assert any(not torch.equal(g_before[k], v) for k, v in batch_norm_statistics(generator).items())  # G's own step
+
+
+def test_pretraining_stops_at_its_plateau_within_the_budget(tmp_path, tiny_dataset):
+    cfg = preset("smoke").with_flat({"schedule.pretrain_g_steps": 200, "schedule.pretrain_g_patience": 2})
+    cfg = cfg.with_flat({"schedule.eval_every": 2, "optim.lr_g": 1.0e-5})  # barely learns: a plateau comes soon
+    result = train(cfg, smoke_settings(tmp_path, "pre", tiny_dataset), phases=("pretrain_g",))
+    accuracy = [(row["step"], row["accuracy"]) for row in read_evals(tmp_path / "pre") if row["post"] == "basic++"]
+    best_step, best = max(accuracy, key=lambda pair: pair[1])  # the first best, as the loop keeps it
+    assert result.step < 200 and result.step == accuracy[-1][0]
+    assert result.step == best_step + 2 * 2  # two evaluations without a new best end it
+    assert all(value <= best for step, value in accuracy if step > best_step)

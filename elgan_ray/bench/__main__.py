@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from elgan_ray.errors import UserError, run_cli
+from elgan_ray.files import atomic_write_text, check_writable
 
 # Stage -> the keys it writes; the order is the run order (the Ray stages share one local Ray).
 STAGES: dict[str, tuple[str, ...]] = {
@@ -43,6 +44,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "sweep": ("sweep_efficiency", "pretrain_sharing_ratio_smoke_measured"),
     "gpu": ("gpu_paper_step_ms", "ddp_2_over_1_gpu"),
 }
+MAX_THREADS = 1024  # torch threads
 # key -> (">=" or "<=", target): the goals of the issue; "met" in the JSON compares against them.
 TARGETS: dict[str, tuple[str, float]] = {
     "evaluator_speedup_vs_port": (">=", 5),
@@ -74,8 +76,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set((args.only or "").split(",")) - set(STAGES) - {""}
     if unknown:
         raise UserError("--only", f"unknown stage(s) {', '.join(sorted(unknown))} (choose from {', '.join(STAGES)})")
-    if args.threads < 1:
-        raise UserError("--threads", "must be >= 1")
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise UserError("--threads", f"must be from 1 to {MAX_THREADS}, got {args.threads}")
+    check_writable(args.out, "file")  # now, not after the whole benchmark
+    if args.work:
+        check_writable(args.work, "folder")
     return args
 
 
@@ -108,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     result |= {"targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()}, "notes": b.notes}
     result |= {"stage_seconds": seconds, "wall_s": round(time.perf_counter() - started, 1), "work": str(work)}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(table(result))
     print(f"-> {out}", file=sys.stderr)
     return 0

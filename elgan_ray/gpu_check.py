@@ -1,0 +1,55 @@
+"""GPUs asked for are GPUs used: no sweep that waits for ever, no trial that silently trains on CPU.
+
+Two places can find that a GPU is missing. On the machine that starts a local Ray, before anything runs: a
+sweep asking each trial for more GPUs than torch sees here would leave Tune waiting for ever ("No available
+node types can fulfill resource request"), so the command refuses it (`local_shortfall`). On a cluster,
+where trials land on other machines, a trial (or Ray Train worker) that was given a GPU slot but whose torch
+sees no CUDA device (a missing driver, a CPU build of torch) raises NoCudaError naming the node: the trial
+fails and the report shows it, instead of holding a GPU reservation for hours while it trains on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+class NoCudaError(RuntimeError):
+    """A run was given GPUs, and torch on its node sees none."""
+
+
+def _torch_build() -> str:
+    import torch
+
+    return f"torch {torch.__version__}, " + (f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build")
+
+
+def local_shortfall(gpus_per_trial: float) -> str | None:
+    """Why this machine cannot give a trial `gpus_per_trial` GPUs (None when it can, or none are asked for)."""
+    if gpus_per_trial <= 0:
+        return None
+    import torch  # only when GPUs are asked for: the check costs a torch import, not a Ray start
+
+    count = torch.cuda.device_count()
+    if gpus_per_trial <= count:
+        return None
+    return f"each trial needs {gpus_per_trial:g} GPU(s) but torch sees {count} CUDA device(s) here ({_torch_build()})"
+
+
+def require_cuda(gpus: float) -> None:
+    """Raise NoCudaError, naming this node, when a run given `gpus` GPUs would otherwise compute on CPU."""
+    import torch
+
+    if gpus <= 0 or torch.cuda.is_available():
+        return
+    try:
+        from ray.util import get_node_ip_address
+
+        node = f"{get_node_ip_address()} ({socket.gethostname()})"
+    except Exception:  # noqa: BLE001 - naming the node must not hide the error itself
+        node = socket.gethostname()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    raise NoCudaError(
+        f"node {node}: this run was given {gpus:g} GPU(s) but torch sees no CUDA device "
+        f"({_torch_build()}, CUDA_VISIBLE_DEVICES={visible}); refusing to train on CPU"
+    )

@@ -1,0 +1,101 @@
+"""A run's validation maps, scored and kept: every post-processing's TuSimple scores of a stack of lane maps, and
+the file that keeps a run's final maps for the report's seed ensembles (ensemble.py).
+
+val_maps.npz (np.savez_compressed, written atomically by run_log.RunLog.final_maps) holds everything scoring
+needs, so the report needs neither the dataset folder nor torch:
+  maps        (V, H, W) uint8: the lane probability of every validation frame at the training size, p * 255
+              rounded half down (ceil(255 p - 0.5)), so that q / 255 > 0.5 exactly when p > 0.5: at the default
+              threshold a stored map post-processes as the run's own did
+  labels      the frames' labels as JSON text: [{"raw_file", "lanes", "h_samples"}, ...], TuSimple's own fields,
+              in the order of `maps`
+  threshold, min_area   the run's eval.threshold and eval.min_area, so the report post-processes as the run did
+numpy and cv2 only (postprocess.py); no torch, no Ray.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from elgan_ray.data.labels import LaneLabel
+from elgan_ray.errors import UserError
+from elgan_ray.metrics import score_predictions
+from elgan_ray.postprocess import POSTPROCESSORS, lanes_from_map
+
+VAL_MAPS_NAME = "val_maps.npz"
+LEVELS = 255  # uint8 quantisation: p -> ceil(p * LEVELS - 0.5)
+
+
+@dataclass(frozen=True)
+class StoredMaps:
+    """One run's final validation maps as val_maps.npz keeps them."""
+
+    maps: np.ndarray  # (V, H, W) uint8
+    labels: list[LaneLabel]
+    threshold: float
+    min_area: int
+
+
+def score_maps(
+    maps: Iterable[np.ndarray], labels: list[LaneLabel], threshold: float, min_area: int
+) -> dict[str, dict[str, float]]:
+    """post -> {accuracy, fp, fn, f1}: each (H, W) probability map post-processed with every post-processing and
+    scored with the official TuSimple rules. `maps` is read once, in order (a generator of maps will do); a
+    min_area of 0 means the post-processing's default."""
+    kwargs = {"threshold": threshold} | ({"min_area": min_area} if min_area else {})
+    lanes: dict[str, list] = {post: [] for post in POSTPROCESSORS}
+    for prob, label in zip(maps, labels, strict=True):
+        for post in POSTPROCESSORS:
+            lanes[post].append(lanes_from_map(prob, label.h_samples, method=post, **kwargs))
+    scores = {}
+    for post in POSTPROCESSORS:
+        result = score_predictions(lanes[post], labels)
+        scores[post] = {"accuracy": result.accuracy, "fp": result.fp, "fn": result.fn, "f1": result.f1}
+    return scores
+
+
+def quantise(maps: np.ndarray) -> np.ndarray:
+    """(V, H, W) probabilities in [0, 1] -> uint8, within half a level; NaN (a diverged generator) becomes 0.
+    Halves round down: 0.5 (a pixel where G's two logits tie) stays below the default threshold, as in the run."""
+    p = np.clip(np.nan_to_num(maps, nan=0.0), 0.0, 1.0).astype(np.float64)
+    return np.ceil(p * LEVELS - 0.5).astype(np.uint8)
+
+
+def encode(maps: np.ndarray, labels: list[LaneLabel], threshold: float, min_area: int) -> bytes:
+    """The bytes of val_maps.npz for float maps (V, H, W) and the labels of their frames."""
+    if len(maps) != len(labels):
+        raise ValueError(f"{len(maps)} maps for {len(labels)} labels")
+    records = [
+        {"raw_file": x.raw_file, "lanes": [list(lane) for lane in x.lanes], "h_samples": list(x.h_samples)}
+        for x in labels
+    ]
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        maps=quantise(maps),
+        labels=np.array(json.dumps(records)),  # a unicode scalar: loads without pickle
+        threshold=np.float64(threshold),
+        min_area=np.int64(min_area),
+    )
+    return buffer.getvalue()
+
+
+def read(path: str | Path) -> StoredMaps:
+    """A val_maps.npz; a damaged or foreign one is a UserError naming it."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            maps, text = npz["maps"], str(npz["labels"])
+            threshold, min_area = float(npz["threshold"]), int(npz["min_area"])
+        records = json.loads(text)
+        labels = [LaneLabel(r["raw_file"], tuple(map(tuple, r["lanes"])), tuple(r["h_samples"])) for r in records]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(path, f"not a run's validation maps ({error.__class__.__name__}: {error})") from None
+    if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != len(labels):
+        raise UserError(path, "maps must be (V, H, W) uint8, one per label")
+    return StoredMaps(maps, labels, threshold, min_area)
