@@ -42,7 +42,17 @@ STAGES: dict[str, tuple[str, ...]] = {
     "tune": ("tune_over_bare", "peak_rss_mb_trial"),
     "ddp": ("ddp_2_over_1",),
     "sweep": ("sweep_efficiency", "pretrain_sharing_ratio_smoke_measured"),
-    "gpu": ("gpu_paper_step_ms", "ddp_2_over_1_gpu"),
+    "gpu": (  # bench/gpu.py's KEYS: the paper-preset G+D step in float32 and bf16, and DDP on 2 GPUs
+        "gpu_step_ms_fp32",
+        "gpu_step_ms_bf16",
+        "gpu_images_per_s_fp32",
+        "gpu_images_per_s_bf16",
+        "gpu_tflops_fp32",
+        "gpu_tflops_bf16",
+        "gpu_peak_fraction_fp32",
+        "gpu_peak_fraction_bf16",
+        "ddp_2_over_1_gpu",
+    ),
 }
 MAX_THREADS = 1024  # torch threads
 # key -> (">=" or "<=", target): the goals of the issue; "met" in the JSON compares against them.
