@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
     record |= {"preset": args.preset, "command": command, "started": started, "finished": None}
     record |= {"scientific": [k for k in settings.varying if k != SEED_KEY], "tables": list(spec.tables)}
+    # What each trial holds (per worker, as a study file's resources): the report's CPU- and GPU-hours.
+    resources = {"cpu": settings.cpus_per_worker, "gpu": settings.gpus_per_worker}
+    record["resources"] = resources | {"workers": settings.workers_per_trial}
     from elgan_ray.study_files import gather_evals, write_study_record  # torch (tensorboardX): once all is good
 
     write_study_record(study_dir, record, keep_started=args.resume)
