@@ -5,9 +5,11 @@ a readable summary with F1 goes to stderr. Bad input stops with one line naming 
 rule (with the official wording). `--oracle DATA_DIR` scores the labels themselves after rendering them as
 maps at the training size and post-processing them: the ceiling a post-processor leaves at that resolution.
 
-The files are read by tusimple_json.py (a plain reader, and a fast one for ordinary files); this module checks
-and scores them. Imports stay light (numpy, json): no torch, no ray, no cv2 unless --oracle asks for it, so the
-command starts fast.
+The files are read by tusimple_json.py (msgspec for ordinary files, json where anything is unusual), within
+bounds checked before any parsing: a line of at most 1 MiB, a file of at most 64 MiB, an --oracle size of at most
+720x1280 (a TuSimple frame). --per-image is checked before any work: never one of the input files, and a path
+that can be written. Imports stay light (numpy, msgspec, json): no torch, no ray, no cv2 unless --oracle asks for
+it, so the command starts fast.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from elgan_ray import metrics
-from elgan_ray.errors import UserError, run_cli
-from elgan_ray.tusimple_json import parse_lines, read_both, read_bytes
+from elgan_ray.errors import UserError, quoted, run_cli
+from elgan_ray.tusimple_json import Label, Prediction, check_bounds, parse_lines, read_bytes, read_fast
 
 DEFAULT_SIZE = (64, 128)  # (H, W): the training size of the `cpu` preset (config.DataConfig)
+MAX_SIZE = (720, 1280)  # a TuSimple frame: --oracle renders no map larger (config.py's MAX_HEIGHT, MAX_WIDTH)
 
 # The official exception texts, quoted in our messages so they can be searched for.
 LOAD_ERROR = "Fail to load json file of the prediction."
@@ -61,16 +64,24 @@ def index_labels(gt_path: str | Path, labels: list[Any]) -> dict[Any, tuple[int,
     return by_file
 
 
-def score_files(pred_path: str | Path, gt_path: str | Path, parallel: bool = False) -> FileScores:
+def score_files(pred_path: str | Path, gt_path: str | Path) -> FileScores:
     """Validate and score a prediction file against a label file, in the official order of checks.
 
-    parallel: read the label file in a forked process (the command line does; see tusimple_json.read_both).
+    Both files are held to the size bounds first (tusimple_json.check_bounds); a label file that cannot be read
+    is reported after the prediction file's own errors, as the official reads the predictions first.
     """
     pred_data = read_bytes(pred_path)
-    gt_data = read_bytes(gt_path) if Path(gt_path).is_file() else None  # else the slow path reports it in order
-    fast = _score_fast(pred_data, gt_data, parallel) if gt_data is not None else None
-    if fast is not None:
-        return fast
+    check_bounds(pred_path, pred_data)
+    try:
+        gt_data = read_bytes(gt_path)
+    except UserError:
+        gt_data = None  # the plain path reads it again, after the predictions, and reports it there
+    if gt_data is not None:
+        check_bounds(gt_path, gt_data)
+        fast = _score_fast(pred_data, gt_data)
+        if fast is not None:
+            return fast
+    del pred_data, gt_data
     preds = parse_lines(pred_path, LOAD_ERROR)
     labels = parse_lines(gt_path, "label line is not valid JSON")
     if len(preds) != len(labels):
@@ -123,42 +134,34 @@ def _check_line(pred_path, gt_path, number: int, pred: Any, by_file: dict) -> Us
     return None
 
 
-# -- the fast path: ordinary files as arrays (tusimple_json.read_both); None, and score_files takes the plain path -
+# -- the fast path: ordinary files as arrays (tusimple_json.read_fast); None, and score_files takes the plain path --
 
 
-def _score_fast(pred_data: bytes, gt_data: bytes, parallel: bool = False) -> FileScores | None:
+def _score_fast(pred_data: bytes, gt_data: bytes) -> FileScores | None:
     """score_files for clean, ordinary files; None for anything the plain path must handle."""
-    preds, labels = read_both(pred_data, gt_data, parallel)
-    if preds is None or labels is None or len(preds[0]) != len(labels[0]) or not labels[0]:
+    preds = read_fast(pred_data, Prediction)
+    labels = read_fast(gt_data, Label) if preds is not None else None
+    if preds is None or labels is None or len(preds.raw_files) != len(labels.raw_files) or not labels.raw_files:
         return None
-    objs, pred_lanes, _ = preds
-    label_objs, label_lanes, label_h = labels
-    label_of: dict[Any, int] = {}
-    for i, label in enumerate(label_objs):  # the later line wins, as in the official dict
-        raw_file = label.get("raw_file")
-        if raw_file is None or type(raw_file) is not str:
-            return None
-        label_of[raw_file] = i
+    label_of = {raw_file: i for i, raw_file in enumerate(labels.raw_files)}  # the later line wins, as in a dict
     try:
-        raw_files = [obj["raw_file"] for obj in objs]
-        which = np.array([label_of[r] for r in raw_files], np.int64)
-        run_times = [obj["run_time"] for obj in objs]
-    except (KeyError, TypeError):
+        which = np.fromiter(map(label_of.__getitem__, preds.raw_files), np.int64, len(preds.raw_files))
+    except KeyError:  # an unknown raw_file: the plain path names it
         return None
-    if not all(type(r) in (int, float) and abs(r) < 2**53 for r in run_times):
-        return None
-    gt = _take(label_lanes, which)
-    h = _take(label_h, which)
+    gt = _take(labels.lanes, which)
+    h = _take(labels.rows, labels.rows_of_line[which])
     try:
-        acc, fp, fn = metrics.bench_ragged(pred_lanes, gt, h.values, h.lane_len, np.array(run_times, np.float64))
+        acc, fp, fn = metrics.bench_ragged(preds.lanes, gt, h.values, h.lane_len, preds.run_times)
     except metrics.LaneFormatError:
         return None
     sums = (metrics.sequential_sum(acc), metrics.sequential_sum(fp), metrics.sequential_sum(fn))
-    return FileScores(raw_files, acc, fp, fn, metrics.result_list(*sums, len(label_of)))
+    return FileScores(preds.raw_files, acc, fp, fn, metrics.result_list(*sums, len(label_of)))
 
 
 def _take(ragged: metrics.Ragged, images: np.ndarray) -> metrics.Ragged:
     """The lanes of `images` (indices, repeats allowed), in that order."""
+    if len(images) == len(ragged.per_image) and (images == np.arange(len(images))).all():
+        return ragged  # every image, in order: predictions usually come in the label file's order
     first_lane = np.cumsum(ragged.per_image) - ragged.per_image
     per_image = ragged.per_image[images]
     lanes = metrics.concat_ranges(first_lane[images], per_image)
@@ -193,9 +196,26 @@ def oracle_result(data_dir: str | Path, split: str, post: str, size: tuple[int, 
 def parse_size(text: str) -> tuple[int, int]:
     """'128x256' -> (128, 256)."""
     parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise UserError("--size", f"'{text}' is not HxW with positive integers, e.g. 128x256")
-    return int(parts[0]), int(parts[1])
+    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 6 and int(p) > 0 for p in parts):
+        raise UserError("--size", f"{quoted(text)} is not HxW with positive integers, e.g. 128x256")
+    size = int(parts[0]), int(parts[1])
+    if size[0] > MAX_SIZE[0] or size[1] > MAX_SIZE[1]:
+        raise UserError("--size", f"{text} is larger than a TuSimple frame (at most {MAX_SIZE[0]}x{MAX_SIZE[1]})")
+    return size
+
+
+def check_output(path: str, inputs: tuple[str, str]) -> None:
+    """--per-image: a path that can be written, and neither input file (it would be replaced by the scores)."""
+    from elgan_ray.files import check_writable
+
+    for given, what in zip(inputs, ("prediction", "label"), strict=True):
+        try:
+            same = os.path.samefile(path, given)
+        except OSError:  # one of them does not exist (yet): compare where they would be
+            same = os.path.realpath(path) == os.path.realpath(given)
+        if same:
+            raise UserError("--per-image", f"{quoted(path)} is the {what} file: it would be overwritten")
+    check_writable(path, "file")
 
 
 def summary(result: list[dict]) -> str:
@@ -236,14 +256,17 @@ def _main(argv: list[str] | None) -> int:
     if args.oracle is not None:
         if args.pred or args.gt or args.per_image:
             raise UserError("evaluate", "--oracle takes no prediction or label files")
-        result = oracle_result(args.oracle, args.split, args.post, parse_size(args.size))
+        size = parse_size(args.size)  # before the labels are read: a size is refused without any work
+        result = oracle_result(args.oracle, args.split, args.post, size)
         print(json.dumps(result))
         if not args.quiet:
             print(f"oracle ceiling of {args.post} at {args.size}: {summary(result)}", file=sys.stderr)
         return 0
     if args.pred is None or args.gt is None:
         raise UserError("evaluate", "give PRED.json GT.json, or --oracle DATA_DIR")
-    scores = score_files(args.pred, args.gt, parallel=True)
+    if args.per_image:
+        check_output(args.per_image, (args.pred, args.gt))
+    scores = score_files(args.pred, args.gt)
     if args.per_image:
         from elgan_ray.files import atomic_write_text
 

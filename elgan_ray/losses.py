@@ -78,6 +78,7 @@ def discriminate(
     backward is also what DDP needs.
     """
     score, embedding = discriminator(torch.cat([images, images]), torch.cat([labels, prediction]), emb_block)
+    score, embedding = score.float(), embedding.float()  # under bf16 autocast too, the losses are float32
     n = len(images)
     return score[:n], score[n:], embedding[:n], embedding[n:]
 

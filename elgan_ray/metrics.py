@@ -21,7 +21,7 @@ PT_THRESH = 0.85  # a gt lane is matched when its best line accuracy reaches thi
 MISSING_X = -100.0  # every negative x becomes this, in predictions and labels alike
 MAX_RUN_TIME = 200  # ms; slower images score (0, 0, 1)
 FORMAT_ERROR = "Format of lanes error."  # the official message
-_CHUNK = 1 << 16  # elements per block of work: temporaries of ~0.5 MiB stay in cache and reuse freed memory
+_CHUNK = 1 << 18  # elements per block of work: temporaries of ~2 MiB stay in cache and reuse freed memory
 _NUMBER_TYPES = (int, float, bool)
 
 
@@ -296,6 +296,14 @@ def _best_line_accuracy(gt_x, pred_x, thresh, gt_start, pred_start, n_gt, n_pred
     (images, G, P, rows) at a time, in blocks small enough to keep the temporaries at a few MiB.
     """
     best = np.zeros(len(gt_x))
+    below = np.less
+    if _small_integers(gt_x, pred_x):
+        # Integer x (every label, most predictions): |p - g| is an integer d, and d < t <=> d <= ceil(t) - 1 for
+        # any real t (NaN: never), so the (images, G, P, rows) arrays can be int16, a quarter of the memory traffic.
+        gt_x, pred_x = gt_x.astype(np.int16), pred_x.astype(np.int16)
+        with np.errstate(invalid="ignore"):
+            thresh = np.where(np.isnan(thresh), -1, np.minimum(np.ceil(thresh) - 1, _INT16_MAX)).astype(np.int16)
+        below = np.less_equal
     shapes = n_gt * (int(n_pred.max(initial=0)) + 1) + n_pred
     for shape in np.unique(shapes[(n_gt > 0) & (n_pred > 0)]).tolist():
         sel = np.flatnonzero(shapes == shape)
@@ -307,8 +315,17 @@ def _best_line_accuracy(gt_x, pred_x, thresh, gt_start, pred_start, n_gt, n_pred
             p_idx = pred_start[part, None] + np.arange(p_n)  # (ms, P)
             diff = pred_x[p_idx][:, None] - gt_x[g_idx][:, :, None]  # (ms, G, P, rows)
             np.abs(diff, out=diff)
-            close = diff < thresh[g_idx][:, :, None, None]
+            close = below(diff, thresh[g_idx][:, :, None, None])
             count = close.sum(-1).max(-1)  # best count of correct rows, (ms, G)
             with np.errstate(invalid="ignore", divide="ignore"):
                 best[g_idx] = count / rows  # = max of count / len(gt); NaN when rows == 0, as there
     return best
+
+
+_INT16_MAX = 2**15 - 1
+_SMALL = 2**14  # |x| below this: the difference of two x fits int16
+
+
+def _small_integers(*arrays: np.ndarray) -> bool:
+    """Whether every value is an integer of magnitude below _SMALL (NaN and inf are not)."""
+    return all(a.size == 0 or (np.abs(a).max() < _SMALL and (a == np.floor(a)).all()) for a in arrays)

@@ -1,4 +1,5 @@
-"""python -m elgan_ray.report results/<study>: evals.csv -> tables, figures and a row of results/index.csv.
+"""python -m elgan_ray.report results/<study>: evals.csv -> tables, figures and a row of results/index.csv
+(the study's best group and its cost: trial-seconds, CPU- and GPU-hours reserved, wall time).
 
 Trials are grouped by what differs between them apart from the seed (the config columns gen_loss, disc_loss,
 lambda, emb_block and cfg.* that vary across the GAN trials); seeds are the replicates of a group. The baseline
@@ -11,8 +12,8 @@ Written into the study folder:
   final.csv         Table 1/2/4 form: final accuracy, FP, FN per method (baseline, control, groups) x post-processing
   pairwise.csv      bootstrap test of the difference in final accuracy of every group against the control
   health.csv        D's health per control and group (`health_table`): does D learn, how large is its gradient
-  table.md/.tex     the tables above, titled for the tables the study calls for (study.json), and a warning for
-                    every group whose D ends its pre-training at chance
+  table.md/.tex     the tables above, titled for the tables the study calls for (study.json), a line of what the
+                    study cost (study_cost.py), and a warning for every group whose D ends its pre-training at chance
   ensemble.csv      seed ensembles per method x post-processing x ensemble size (ensemble.py), when runs kept maps
   stability.png/.pdf, curves.png, health.png, ensemble.png, predictions.png   (see plots.py)
 Every diverged, failed, stopped or still-running trial is counted in its group and marked in the plots. Every input
@@ -44,6 +45,8 @@ from elgan_ray.report_inputs import (
     read_run_record,
     read_study_record,
 )
+from elgan_ray.study_cost import INDEX_COLUMNS as COST_COLUMNS
+from elgan_ray.study_cost import StudyCost, study_cost
 from elgan_ray.study_frame import (
     NAMED_CONFIG,
     group_order,
@@ -58,6 +61,7 @@ REQUIRED += ("phase", "step", "post", "accuracy", "fp", "fn", "f1", "status")
 LOSS_KEYS = ("gen", "disc", "lambda", "emb_block")  # their config keys, loss.<key> (run.json)
 INDEX_COLUMNS = ("study", "config_path", "description", "preset", "command", "started", "finished", "wall_s")
 INDEX_COLUMNS += ("n_trials", "n_diverged", "best_group", "best_accuracy_mean")
+INDEX_COLUMNS += COST_COLUMNS  # what the study's training cost (study_cost.py)
 TABLE_TITLES = {
     "baseline": "Table 1 form: accuracy, FP, FN per method and post-processing (final evaluation)",
     "embedding": "Table 4 form: per embedding block (final evaluation)",
@@ -171,7 +175,9 @@ def _sections(study: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[tu
     ]
 
 
-def write_tables(study_dir: Path, study: dict[str, Any], evals: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Path]]:
+def write_tables(
+    study_dir: Path, study: dict[str, Any], evals: pd.DataFrame, cost: StudyCost
+) -> tuple[pd.DataFrame, dict[str, Path]]:
     """summary.csv, final.csv, pairwise.csv, health.csv, table.md and table.tex; returns the summary and the paths."""
     tables = {"summary": summarize(evals), "final": final_table(evals), "pairwise": pairwise(evals)}
     tables["health"] = health_table(evals)
@@ -179,7 +185,7 @@ def write_tables(study_dir: Path, study: dict[str, Any], evals: pd.DataFrame) ->
     for name, table in tables.items():
         atomic_write_text(paths[f"{name}.csv"], table.to_csv(index=False))
     about = study.get("description") or "(no study.json: study, preset and table forms inferred from evals.csv)"
-    heading = f"# {study['study']} (preset {study['preset']})\n\n{about}\n"
+    heading = f"# {study['study']} (preset {study['preset']})\n\n{about}\n\nCost: {cost.line()}\n"
     heading += "".join(f"\n**{line}**\n" for line in chance_warnings(evals))
     sections = _sections(study, tables)
     md = heading + "".join(f"\n## {title}\n\n{_markdown(table)}" for title, table in sections)
@@ -193,7 +199,7 @@ def write_tables(study_dir: Path, study: dict[str, Any], evals: pd.DataFrame) ->
     return tables["summary"], paths
 
 
-def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFrame) -> Path:
+def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFrame, cost: StudyCost) -> Path:
     """Add or replace this study run's row (key: study + started) in <results>/index.csv."""
     path = study_layout.index_file(results_root)
     groups = summary[summary["group"] != CONTROL]  # the best method of the study, not its reference
@@ -202,6 +208,7 @@ def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFram
     row |= {"n_trials": int(summary["n_trials"].sum()), "n_diverged": int(summary["n_diverged"].sum())}
     row |= {"best_group": None if best is None else best["group"]}
     row |= {"best_accuracy_mean": None if best is None else round(float(best["accuracy_mean"]), 4)}
+    row |= cost.index_columns()
     results_root.mkdir(parents=True, exist_ok=True)
     # Two sweeps may finish at once: the lock makes their read-modify-write of the index one after the other.
     with open(study_layout.index_lock(results_root), "w") as lock:
@@ -239,17 +246,18 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str,
     evals = with_silent_runs(evals, study_dir)
     previews = load_previews(study_dir)
     ensembles, spread = seed_ensembles(study_dir, evals)
+    cost = study_cost(study_dir, results_root, study)
     check_outputs(study_dir, results_root)
 
     from elgan_ray import plots  # matplotlib only once the inputs are known to be good
 
-    summary, written = write_tables(study_dir, study, evals)
+    summary, written = write_tables(study_dir, study, evals, cost)
     if not ensembles.empty:
         written["ensemble.csv"] = study_dir / "ensemble.csv"
         atomic_write_text(written["ensemble.csv"], ensembles.to_csv(index=False))
     title = f"{study['study']} (preset {study['preset']})"
     written |= plots.write_figures(study_dir, title, evals, summary, previews, ensembles, spread)
-    written["index.csv"] = update_index(results_root, study, summary)
+    written["index.csv"] = update_index(results_root, study, summary, cost)
     return written
 
 

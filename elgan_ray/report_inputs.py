@@ -23,7 +23,7 @@ from elgan_ray.config import LOSS_CHOICES, MAX_HEIGHT, MAX_WIDTH
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.files import check_writable
 from elgan_ray.study_frame import HEALTH
-from elgan_ray.study_spec import METRIC_NAMES, POSTS, is_finite_number
+from elgan_ray.study_spec import METRIC_NAMES, POSTS, RESOURCE_RANGES, is_finite_number, resource_rule
 from elgan_ray.tables import STATUSES
 from elgan_ray.trial_plan import ROLES
 
@@ -112,6 +112,14 @@ def read_study_record(path: Path) -> dict[str, Any]:
     tables = record.get("tables", [])
     if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
         raise UserError(path, f"must be a list of table names, got {quoted(tables)}", key="tables")
+    resources = record.get("resources")  # a trial's, as a study file's `resources`; absent in older records
+    if resources is not None:
+        if not isinstance(resources, dict) or set(resources) != set(RESOURCE_RANGES):
+            rule = f"must map {', '.join(RESOURCE_RANGES)} to a trial's resources, got {quoted(resources)}"
+            raise UserError(path, rule, key="resources")
+        for key, value in resources.items():
+            if resource_rule(key, value):
+                raise UserError(path, f"{resource_rule(key, value)}, got {quoted(value)}", key=f"resources.{key}")
     return record
 
 

@@ -10,6 +10,7 @@ are gathered into <results>/<study>/evals.csv, never from Tune's result files (s
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -62,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "autoscaler adds nodes for pending trials)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this study")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the runs, the pre-trainings they share and an estimate of the cost (a short timing of one step "
+        "of each kind); no Ray, no training, nothing written",
+    )
     args = parser.parse_args(argv)
     # The same ranges as a study's `resources` (study_spec.RESOURCE_RANGES): finite, and checked before anything
     # is written or Ray starts.
@@ -91,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         first = read_study_record(study_layout.study_file(study_dir)).get("started")
         if not isinstance(first, str):
             raise UserError(study_layout.study_file(study_dir), "has no start time to resume from", key="started")
+    val_frames = None  # of the data's validation split
     if args.data:
         from elgan_ray.data.labels import load_split
 
-        load_split(args.data, "val")  # fail on bad data now, not inside 20 trials
+        val_frames = len(load_split(args.data, "val"))  # fail on bad data now, not inside 20 trials
     settings = SweepSettings(
         study=spec.study,
         results_root=str(results_root),
@@ -117,11 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     for point in grid_points(spec):
         settings.trial_config(point)
     print(describe_plan(spec, base, settings), file=sys.stderr)
+    if args.dry_run:
+        from elgan_ray.data.synthetic import EMBEDDED_SIZES
+        from elgan_ray.study_estimate import dry_run
+
+        val_frames = min(val_frames or EMBEDDED_SIZES[1], base.data.val_limit or math.inf)  # as train() takes them
+        print(dry_run(spec, base, settings, args.max_concurrent, int(val_frames)))
+        return 0
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     command = "python -m elgan_ray.sweep " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
     record |= {"preset": args.preset, "command": command, "started": started, "finished": None}
     record |= {"scientific": [k for k in settings.varying if k != SEED_KEY], "tables": list(spec.tables)}
+    # What each trial holds (per worker, as a study file's resources): the report's CPU- and GPU-hours.
+    resources = {"cpu": settings.cpus_per_worker, "gpu": settings.gpus_per_worker}
+    record["resources"] = resources | {"workers": settings.workers_per_trial}
     from elgan_ray.study_files import gather_evals, write_study_record  # torch (tensorboardX): once all is good
 
     write_study_record(study_dir, record, keep_started=args.resume)

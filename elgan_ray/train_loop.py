@@ -8,11 +8,13 @@ trains on its slice of the same global batch, so one worker and N workers follow
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from elgan_ray.batches import Prefetcher, batch_of_step
 from elgan_ray.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.data.synthetic import embedded_dataset
@@ -43,7 +46,7 @@ PRETRAIN_KEYS_PREFIXES = (
     "optim.lr_g",
     "optim.weight_decay",
 )
-PRETRAIN_KEYS_EXACT = ("schedule.pretrain_g_steps", "schedule.pretrain_g_patience", "schedule.eval_every")
+PRETRAIN_KEYS_EXACT = ("schedule.pretrain_g_steps", "schedule.pretrain_g_patience", "schedule.eval_every", "optim.amp")
 
 Reporter = Callable[[int, dict[str, Any]], None]  # (step, metrics) after each evaluation, on every rank
 
@@ -65,6 +68,7 @@ class RunResult:
     step: int
     final: dict[str, float]  # the last evaluation's main metrics
     train_seconds: float  # time spent in this process's loop (not counting set-up)
+    loader_wait_seconds: float = 0.0  # of which the loop waited for its batches
 
 
 def seed_everything(seed: int) -> None:
@@ -92,6 +96,11 @@ def train(
         raise UserError("config", f"batch size {cfg.optim.batch_size} does not split over {world} workers")
     seed_everything(cfg.seed)
     device = torch.device(settings.device)
+    check_precision(cfg.optim.amp, device)
+    if device.type == "cuda":
+        # cuDNN times its convolution algorithms once per shape and keeps the fastest (every step has the same
+        # shapes). The choice may differ between runs, so GPU runs repeat only up to float rounding; CPU runs exactly.
+        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     data_root = settings.data_dir or str(embedded_dataset())
     size = (cfg.data.height, cfg.data.width)
     train_set = TuSimpleDataset(data_root, "train", *size, sigma=cfg.data.sigma)
@@ -152,10 +161,16 @@ def train(
             generator, discriminator, val_images, val_maps, predictions, cfg.loss, device
         )
 
+    # The next step's batch is prepared in a background thread while this step runs (batches.Prefetcher).
+    load = partial(batch_of_step, train_set, n_train, batch_size=cfg.optim.batch_size, seed=cfg.seed, rank=rank)
+    load = partial(load, world=world, pin=device.type == "cuda")
+    batches = Prefetcher(lambda step: load(step=step), position.step, enabled=settings.prefetch)
+
     # -- the loop ----------------------------------------------------------------------------------
     while position.phase is not None:
-        images, labels = _batch(train_set, n_train, position.step, cfg, rank, world, device)
-        images = images.contiguous(memory_format=memory_format)
+        images, labels = batches.get(position.step)  # (b, 3, H, W), (b, 1, H, W) on the CPU
+        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        labels = labels.to(device, non_blocking=True)
         phase = position.phase
         if phase == "pretrain_g" or (phase == "gan" and _is_g_step(position.phase_step, cfg)):
             with_adversary = phase == "gan"
@@ -212,14 +227,16 @@ def train(
             report(position.step, {**metrics, **final, **mean_losses} if rank == 0 else {})
 
     seconds = time.perf_counter() - started
+    batches.close()
     if log is not None and not final:  # a run resumed after its last step: its result is in the record
         final = {k: v for k, v in (read_evals(out_dir) or [{}])[-1].items() if k not in ("step", "phase", "post")}
     if log is not None:
         status_record = {"status": status, "step": position.step, "train_seconds": seconds, "phases": list(phases)}
         status_record["workers"] = world  # DDP ranks that trained this run (1: no Ray Train)
+        status_record["loader_wait_seconds"] = batches.wait_seconds  # of train_seconds, waiting for batches
         log.finish(status_record, flat, final)
         log.close()
-    return RunResult(status=status, step=position.step, final=final, train_seconds=seconds)
+    return RunResult(status, position.step, final, seconds, batches.wait_seconds)
 
 
 # -- the two optimisation steps ------------------------------------------------------------------------
@@ -236,17 +253,18 @@ def g_step(
 ) -> dict[str, float]:
     """Generator: minimise L_fit (pre-training), or L_fit + lambda * L_adv, L_adv = BCE (eq. 1) or L_emb (eq. 3, 4)."""
     generator.train()
-    logits = generator(images)  # (B, 2, H, W)
-    fit = segmentation_loss(logits, labels)
-    adv = torch.zeros((), device=fit.device)
-    if with_adversary:
-        # D judges as it does in its own steps (train mode: BatchNorm over the label and the prediction together,
-        # losses.discriminate), but the G step updates neither D's weights nor its running statistics, and DDP
-        # must not see D's parameters at all (the embedding loss never reaches D's patch head).
-        with batch_norm_statistics_kept(discriminator):
-            discriminator.train().requires_grad_(False)
-            adv = generator_adversarial_loss(discriminator, images, labels, lane_probability(logits), cfg.loss)
-        discriminator.requires_grad_(True)
+    with precision(images.device, cfg.optim.amp):
+        logits = generator(images).float()  # (B, 2, H, W); the losses in float32 under bf16 too
+        fit = segmentation_loss(logits, labels)
+        adv = torch.zeros((), device=fit.device)
+        if with_adversary:
+            # D judges as it does in its own steps (train mode: BatchNorm over the label and the prediction
+            # together, losses.discriminate), but the G step updates neither D's weights nor its running
+            # statistics, and DDP must not see D's parameters at all (the embedding loss never reaches D's head).
+            with batch_norm_statistics_kept(discriminator):
+                discriminator.train().requires_grad_(False)
+                adv = generator_adversarial_loss(discriminator, images, labels, lane_probability(logits), cfg.loss)
+            discriminator.requires_grad_(True)
     loss = fit + cfg.loss.lambda_ * adv
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
@@ -265,18 +283,35 @@ def d_step(
     """Discriminator: minimise BCE(D(label), 1) + BCE(D(G(x)), 0) (eq. 2) or -L_emb (eq. 5); G is fixed."""
     # G in train mode gives D the predictions the G step produces (batch statistics, dropout), but its BatchNorm
     # running statistics must not move: they belong to G's own steps, and G's weights do not change here.
-    with torch.no_grad(), batch_norm_statistics_kept(generator):
+    with torch.no_grad(), batch_norm_statistics_kept(generator), precision(images.device, cfg.optim.amp):
         generator.train()
-        prediction = lane_probability(generator(images))  # (B, 1, H, W)
+        prediction = lane_probability(generator(images).float())  # (B, 1, H, W)
     discriminator.train()
-    loss = discriminator_loss(discriminator, images, labels, prediction, cfg.loss)
+    with precision(images.device, cfg.optim.amp):
+        loss = discriminator_loss(discriminator, images, labels, prediction, cfg.loss)
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     opt_d.step()
     return {"loss_d": loss.item()}
 
 
-# -- schedule, data and distribution helpers ----------------------------------------------------------
+# -- precision, schedule and distribution helpers -----------------------------------------------------
+
+
+def check_precision(amp: str, device: torch.device) -> None:
+    """UserError unless this device computes in `amp` (optim.amp): bf16 autocast runs on CPUs and on GPUs with
+    bf16 tensor cores (compute capability 8 and up; older GPUs only emulate bf16, slower than float32)."""
+    native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    if amp == "bf16" and not (device.type == "cpu" or native):
+        raise UserError("optim.amp", f"bf16 autocast needs a CPU or a GPU with native bf16 (Ampere on), not {device}")
+
+
+def precision(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """The forward passes' precision: float32, or (bf16) autocast, where convolutions run in bfloat16 and the
+    weights, the optimiser states and the losses stay float32 (bfloat16 keeps float32's range: no loss scaling)."""
+    if amp == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _phase_steps(phase: str, cfg: TrainConfig) -> int:
@@ -301,25 +336,6 @@ def _is_g_step(phase_step: int, cfg: TrainConfig) -> bool:
     """GAN phase: rounds of g_steps_per_round G steps, then d_steps_per_round D steps (paper: 300, 200)."""
     s = cfg.schedule
     return phase_step % (s.g_steps_per_round + s.d_steps_per_round) < s.g_steps_per_round
-
-
-def _batch(
-    dataset: TuSimpleDataset, n: int, step: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's slice of the global batch of `step`. The order is a pure function of (seed, epoch), so a
-    resumed run and every worker draw exactly the batches an uninterrupted single-process run draws."""
-    size = cfg.optim.batch_size
-    first = step * size
-    indices = []
-    for position in range(first, first + size):
-        epoch, offset = divmod(position, n)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        indices.append(int(order[offset]))
-    mine = indices[rank::world]
-    frames = [dataset[i] for i in mine]
-    images = torch.stack([f["image"] for f in frames]).to(device)  # (b, 3, H, W)
-    labels = torch.stack([f["label"] for f in frames]).to(device)  # (b, 1, H, W)
-    return images, labels
 
 
 def _wrap(model: nn.Module, device: torch.device) -> nn.Module:

@@ -1,9 +1,13 @@
 """TuSimple's JSON-lines files (one JSON object per line), read as the official evaluator reads them, and fast.
 
-The plain reader (read_lines, parse_lines) splits lines as text-mode `readlines` does and parses each with json,
-naming the line that breaks. The fast reader (read_both) cuts the lane arrays out of the text and parses them
-with numpy; it returns None for anything unusual, and the caller (evaluate.score_files) falls back to the plain
-reader, so results and error messages never depend on which reader ran. Imports stay light (numpy, json).
+Two readers. The fast one (read_fast) decodes each line with msgspec, a JSON library written in C, straight into
+the fields the metric reads (typed: a string raw_file, lists of lists of numbers), and hands the numbers over as
+flat arrays (metrics.Ragged); it returns None for anything unusual, and the caller (evaluate.score_files) then
+scores the files with the plain reader, so results and error messages never depend on which reader ran. The
+plain one (read_lines, parse_lines) splits lines as text-mode `readlines` does and parses each with json, the
+official's own parser, naming the line that breaks. Both stop first at the size bounds (check_bounds): a real
+TuSimple line is a few KB, and a line of millions of numbers would need gigabytes as Python objects.
+Imports stay light (numpy, msgspec, json).
 """
 
 from __future__ import annotations
@@ -11,31 +15,60 @@ from __future__ import annotations
 import gc
 import json
 import os
-import pickle
-import re
-import threading
+from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from elgan_ray import metrics
 from elgan_ray.errors import UserError
 
+# A TuSimple line is 2-5 KB (56 rows x 4-6 lanes); the test set's label file is ~8 MB. The bounds leave room for
+# 200x longer lines and files 8x the largest real one, and keep any file's parsed size to a few hundred MB.
+MAX_LINE_BYTES = 1 << 20
+MAX_FILE_BYTES = 64 << 20
+EXACT = 2**53  # float64 holds every integer below this; beyond it, the official int arithmetic differs
+
 
 def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes; a missing or unreadable file is a one-line error."""
+    """The file's bytes; a missing, unreadable or over-large file is a one-line error."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(size + 1) if size <= MAX_FILE_BYTES else b""
+            if len(data) > size:  # it grew while being read (or has no size, as /proc files): read on, up to the bound
+                data += handle.read(MAX_FILE_BYTES + 1 - len(data))
+            size = max(size, len(data))
+            if size > MAX_FILE_BYTES:
+                raise UserError(path, f"{size:,} bytes (at most {MAX_FILE_BYTES:,}: a TuSimple file is a few MB)")
+            return data
     except FileNotFoundError:
         raise UserError(path, "file not found") from None
-    except OSError as error:
+    except OSError as error:  # a folder, no permission (on the file or a folder above it), an I/O error
         raise UserError(path, f"cannot read file ({error.strerror or error.__class__.__name__})") from None
+
+
+def check_bounds(path: str | Path, data: bytes) -> None:
+    """UserError naming the first line longer than MAX_LINE_BYTES, lines split as readlines splits them."""
+    if len(data) <= MAX_LINE_BYTES:
+        return
+    if b"\r" in data:  # \r\n and \r end lines too (universal newlines)
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
+    if max(map(len, lines)) <= MAX_LINE_BYTES:
+        return
+    number, line = next((n, line) for n, line in enumerate(lines, 1) if len(line) > MAX_LINE_BYTES)
+    rule = f"a line of {len(line):,} bytes (at most {MAX_LINE_BYTES:,}: a TuSimple line is a few KB)"
+    raise UserError(path, rule, line=number)
 
 
 def read_lines(path: str | Path) -> list[str]:
     """The file's lines as the official `open(f).readlines()` splits them (\\n, \\r\\n and \\r)."""
     data = read_bytes(path)
+    check_bounds(path, data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -58,7 +91,7 @@ def parse_lines(path: str | Path, rule: str) -> list[Any]:
     gc.disable()
     try:
         return [loads(line) for line in lines]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack (the official crashes)
         pass
     finally:
         if enabled:
@@ -66,6 +99,8 @@ def parse_lines(path: str | Path, rule: str) -> list[Any]:
     for number, line in enumerate(lines, 1):  # find the line that broke, for the message
         try:
             loads(line)
+        except RecursionError:
+            raise UserError(path, f"{rule} (nested too deeply)", line=number) from None
         except ValueError as error:
             reason = "blank line" if not line.strip() else f"not JSON: {getattr(error, 'msg', error)}"
             raise UserError(path, f"{rule} ({reason})", line=number) from None
@@ -73,196 +108,115 @@ def parse_lines(path: str | Path, rule: str) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Fast path. Parsing ~1.2 million numbers into Python objects and converting them back to arrays is most of the
-# command's time, so a file whose lanes are plain JSON arrays of decimal numbers is read by numpy instead: the
-# lane arrays are cut out of the text, checked against the JSON grammar and parsed exactly (an integer of at most
-# 15 digits divided by a power of ten is correctly rounded, as json's own float parsing is); json.loads parses
-# the rest of each line (raw_file, run_time). Anything else (an error, exponents, tabs, \r) returns None and the
-# plain path (parse_lines above, in evaluate.score_files) scores the files, so results and error messages never
-# depend on which path ran.
-
-_SPAN = re.compile(rb'(?<!\\)"(lanes|h_samples)" *: *(\[[-0-9., \[\]]*\])')
-_POW10 = 10.0 ** np.arange(23)  # exact in float64
+# Fast path. A line decodes only if it is one JSON object whose fields the metric reads have the ordinary types;
+# its other fields are skipped but still checked as JSON (a prediction's h_samples must parse, as in the
+# official). msgspec refuses everything json refuses (tests/test_evaluate_cli.py fuzzes it) and gives the same
+# doubles. What it accepts differently goes to the plain path: \r (readlines ends lines there, msgspec does not),
+# bytes that are not UTF-8 (msgspec lets them pass in skipped fields), integers above 2**53 (json keeps them exact,
+# a typed float rounds them). What it refuses and json accepts (NaN and Infinity literals, numbers beyond 1e308,
+# lone surrogate escapes) fails the decode, and goes there too.
 
 
-def read_both(pred_data: bytes, gt_data: bytes, parallel: bool) -> tuple:
-    """_read_fast of both files; with `parallel`, the label file in a forked child on the other core.
+class Prediction(msgspec.Struct):
+    """What the metric reads of a prediction line."""
 
-    Threads do not help here (the GIL serialises the many small steps). Forking is only safe in a process
-    with a single thread, so it is used only from the command line and never when other threads exist.
-    """
-    if not (parallel and hasattr(os, "fork") and threading.active_count() == 1):
-        return _read_fast(pred_data, need_h=False), _read_fast(gt_data, need_h=True)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: parse, send the arrays back, leave without running any exit handlers
-        try:
-            os.close(read_end)
-            with os.fdopen(write_end, "wb") as out:
-                out.write(pickle.dumps(_read_fast(gt_data, need_h=True), protocol=pickle.HIGHEST_PROTOCOL))
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    preds = _read_fast(pred_data, need_h=False)
-    with os.fdopen(read_end, "rb") as inp:
-        payload = inp.read()
-    os.waitpid(pid, 0)
+    raw_file: str
+    lanes: list[list[float]]
+    run_time: float
+
+
+class Label(msgspec.Struct):
+    """What the metric reads of a label line; h_samples stay text until read_fast has seen which rows occur."""
+
+    raw_file: str
+    lanes: list[list[float]]
+    h_samples: msgspec.Raw  # every line of a TuSimple file has the same 56 rows: each distinct text is read once
+
+
+_DECODERS = {Prediction: msgspec.json.Decoder(Prediction), Label: msgspec.json.Decoder(Label)}
+_ROWS = msgspec.json.Decoder(list[float])
+_CHUNK = 512  # lines decoded before their numbers become arrays: the Python objects of a file never all coexist
+
+
+@dataclass(frozen=True)
+class FastFile:
+    """A file read by read_fast: per line its raw_file and lanes; its run_time (predictions) or h_samples (labels:
+    the distinct h_samples lists, one per image of `rows`, and which of them each line has)."""
+
+    raw_files: list[str]
+    lanes: metrics.Ragged
+    run_times: np.ndarray | None = None  # (lines,) float64
+    rows: metrics.Ragged | None = None  # (distinct lists,) one lane each
+    rows_of_line: np.ndarray | None = None  # (lines,) int64 indices into rows
+
+
+def read_fast(data: bytes, kind: type[Prediction] | type[Label]) -> FastFile | None:
+    """An ordinary prediction or label file, decoded by msgspec into arrays; None if anything is unusual."""
+    if not data or b"\r" in data or not (data.isascii() or _is_utf8(data)):
+        return None
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    enabled = gc.isenabled()
+    gc.disable()  # decoding makes ~10^6 objects and no cycles: collections would rescan them again and again
     try:
-        return preds, pickle.loads(payload)
-    except Exception:  # the child failed: the plain path will read the files itself
-        return preds, None
-
-
-def _read_fast(data: bytes, need_h: bool) -> tuple[list[dict], metrics.Ragged, metrics.Ragged] | None:
-    """(line objects without their arrays, lanes per line, h_samples per line) or None if not ordinary."""
-    if b"\r" in data or b"\t" in data or not data.endswith(b"\n"):
+        return _decode_lines(lines, kind)
+    except (msgspec.MsgspecError, RecursionError):  # not JSON, not an object, a field missing or of another type
         return None
-    n_lines = data.count(b"\n")
-    placeholder = "span-" + os.urandom(8).hex()  # a value no file can contain: marks where an array was cut out
-    quoted = f'"{placeholder}"'.encode()
-    parts = _SPAN.split(data)  # [text, key, array, text, key, array, ..., text]: the C loop does the cutting
-    keys, arrays = parts[1::3], parts[2::3]
-    spans = {key: [a for k, a in zip(keys, arrays, strict=True) if k == key] for key in (b"lanes", b"h_samples")}
-    stand_in = {key: b'"' + key + b'": ' + quoted for key in spans}
-    pieces = [stand_in[key] for key in keys]  # each match, key included, becomes "key": "placeholder"
-    pieces = [x for pair in zip(parts[0::3], pieces + [b""], strict=True) for x in pair]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode_lines(lines: list[bytes], kind: type[Prediction] | type[Label]) -> FastFile | None:
+    decode = _DECODERS[kind].decode
+    raw_files: list[str] = []
+    lanes, run_times, row_texts = [], [], []
+    for lo in range(0, len(lines), _CHUNK):
+        objs = [decode(line) for line in lines[lo : lo + _CHUNK]]
+        raw_files += [obj.raw_file for obj in objs]
+        lanes.append(_ragged([obj.lanes for obj in objs]))
+        if kind is Prediction:
+            run_times.append(np.fromiter([obj.run_time for obj in objs], np.float64, len(objs)))
+        else:
+            row_texts += [bytes(obj.h_samples) for obj in objs]
+    out = FastFile(raw_files, _concat(lanes))
+    numbers = [out.lanes.values]
+    if kind is Prediction:
+        out = replace(out, run_times=np.concatenate(run_times) if run_times else np.zeros(0))
+        numbers.append(out.run_times)
+    else:
+        index: dict[bytes, int] = {}
+        rows_of_line = np.fromiter((index.setdefault(t, len(index)) for t in row_texts), np.int64, len(row_texts))
+        out = replace(out, rows=_ragged([[_ROWS.decode(t)] for t in index]), rows_of_line=rows_of_line)
+        numbers.append(out.rows.values)
+    if any(len(v) and not np.abs(v).max() < EXACT for v in numbers):
+        return None  # inf from a huge exponent, or an integer json would keep exact: the plain path decides
+    return out
+
+
+def _is_utf8(data: bytes) -> bool:
     try:
-        lines = b"".join(pieces).decode("utf-8").split("\n")[:-1]
-        objs = [json.loads(line) for line in lines]
-    except ValueError:
-        return None
-    keys = ("lanes", "h_samples") if need_h else ("lanes",)
-    counts = {key: 0 for key in ("lanes", "h_samples")}
-    for obj in objs:
-        if type(obj) is not dict:
-            return None
-        for key in counts:  # every array cut out must be a top-level value, once per line
-            value = obj.get(key)
-            if value == placeholder:
-                counts[key] += 1
-            elif key in keys or value is not None or key in obj:
-                return None
-    if counts["lanes"] != len(spans[b"lanes"]) or counts["h_samples"] != len(spans[b"h_samples"]):
-        return None
-    if counts["lanes"] != n_lines or (need_h and counts["h_samples"] != n_lines):
-        return None
-    # A prediction's h_samples is ignored but must still be valid JSON, so every cut-out array is parsed.
-    lanes, h = _parse_chunked(spans[b"lanes"], nested=True), _parse_chunked(spans[b"h_samples"], nested=False)
-    if lanes is None or h is None:
-        return None
-    return objs, lanes, h
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
-def _parse_chunked(spans: list[bytes], nested: bool, chunk: int = 256) -> metrics.Ragged | None:
-    """_parse_arrays over blocks of spans: small temporaries stay in cache and reuse the same memory."""
-    parts = []
-    for lo in range(0, len(spans), chunk):
-        part = _parse_arrays(spans[lo : lo + chunk], nested)
-        if part is None:
-            return None
-        parts.append(part)
+def _ragged(images: list[list[list[float]]]) -> metrics.Ragged:
+    """Lanes of some images as one flat array of values with their lengths (no per-value Python work)."""
+    per_image = np.fromiter(map(len, images), np.int64, len(images))
+    lanes = list(chain.from_iterable(images))
+    lane_len = np.fromiter(map(len, lanes), np.int64, len(lanes))
+    values = np.fromiter(chain.from_iterable(lanes), np.float64, int(lane_len.sum()))
+    return metrics.Ragged(values, lane_len, per_image)
+
+
+def _concat(parts: list[metrics.Ragged]) -> metrics.Ragged:
     if not parts:
         return metrics.Ragged(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if len(parts) == 1:
+        return parts[0]
     return metrics.Ragged(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in ("values", "lane_len", "per_image"))
     )
-
-
-# Symbol codes for the grammar check: 0 other, 1 '[', 2 ']', 3 ',', 4 end of an array (newline), 5 a number.
-_CODE = np.zeros(256, np.int64)
-_CODE[[ord("["), ord("]"), ord(","), ord("\n")]] = [1, 2, 3, 4]
-_CODE[[ord(c) for c in "-.0123456789"]] = 5
-_DEPTH_STEP = np.array([0, 1, -1, 0, 0, 0], np.int64)
-
-
-def _grammar(nested: bool) -> np.ndarray:
-    """Allowed (symbol, next symbol, depth after symbol) triples of `[[n, ...], ...]` (or `[n, ...]`) arrays."""
-    inner = 2 if nested else 1
-    table = np.zeros((6, 6, 4), bool)
-    table[4, 1, 0] = True  # an array starts
-    table[1, 2, :] = True  # [] (empty)
-    table[1, 5, inner] = table[3, 5, inner] = True  # a number after '[' or ',' at the inner depth
-    table[5, 3, inner] = table[5, 2, inner] = True  # a number is followed by ',' or ']'
-    table[2, 4, 0] = True  # the outer ']' ends the array
-    if nested:
-        table[1, 1, 1] = table[3, 1, 1] = True  # an inner array after the outer '[' or a ','
-        table[2, 3, 1] = table[2, 2, 1] = True  # after an inner ']': ',' or the outer ']'
-    return table.ravel()
-
-
-_GRAMMAR = {nested: _grammar(nested) for nested in (False, True)}
-
-
-def _parse_arrays(spans: list[bytes], nested: bool) -> metrics.Ragged | None:
-    """JSON arrays of numbers (nested: arrays of such arrays) as a Ragged, or None if any is not exactly that."""
-    buf = b"\n" + b"\n".join(spans) + b"\n"
-    b = np.frombuffer(buf, np.uint8)
-    is_tok = (b >= 45) & (b <= 57) & (b != 47)  # '-', '.', digits
-    tok_start = is_tok.copy()
-    tok_start[1:] &= ~is_tok[:-1]
-    tok_end = is_tok[:-1] & ~is_tok[1:]
-    # One symbol per number, bracket, comma and array end; spaces only separate symbols.
-    sym = _CODE[b[np.flatnonzero(tok_start | (~is_tok & (b != 32)))]]
-    depth = np.cumsum(_DEPTH_STEP[sym])  # depth after each symbol
-    index = (sym[:-1] * 6 + sym[1:]) * 4 + np.clip(depth[:-1], 0, 3)
-    if not _GRAMMAR[nested][index].all():
-        return None
-    values = _parse_numbers(b, np.flatnonzero(tok_start), np.flatnonzero(tok_end) + 1, buf.count(b"-"), b"." in buf)
-    if values is None:
-        return None
-    # Lanes open with '[' at the inner depth, arrays end with a newline: numbers per lane, lanes per array.
-    inner = 2 if nested else 1
-    opens = (sym == 1) & (depth == inner)
-    lane_of_num = np.cumsum(opens)[sym == 5] - 1
-    lane_len = np.bincount(lane_of_num, minlength=int(opens.sum())).astype(np.int64)
-    per_span = np.bincount(np.cumsum(sym == 4)[opens] - 1, minlength=len(spans)).astype(np.int64)
-    return metrics.Ragged(values, lane_len, per_span)
-
-
-def _parse_numbers(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, minus: int, dots: bool) -> np.ndarray | None:
-    """Exact float64 of each token b[start:end] if all are JSON numbers -?(0|[1-9][0-9]*)(.[0-9]+)?, else None.
-
-    Tokens are laid right-aligned in an (n, L) matrix; the digits make an integer N below 10^15 (exact in
-    float64) and the value is N / 10^k with k fraction digits: one correctly rounded division, the same double
-    that json's float parsing gives.
-    """
-    lens = ends - starts
-    width = int(lens.max(initial=1))
-    if width > 17:  # 15 digits, '-' and '.': longer numbers go through json
-        return None
-    neg = b[starts] == 45
-    if int(neg.sum()) != minus:  # a '-' anywhere but in front of a number
-        return None
-    cols = np.arange(width)
-    first = width - lens  # first column of each token
-    lead = first + neg  # column of its first digit
-    # Right-aligned (n, width) characters: row i ends where token i ends (the buffer starts with >= 1 newline,
-    # and is padded here so that every window starts inside it).
-    padded = np.concatenate((np.full(width, 10, np.uint8), b))
-    chars = np.lib.stride_tricks.sliding_window_view(padded, width)[ends]
-    in_tok = cols >= first[:, None]
-    digit = chars - 48  # uint8: '-' and '.' wrap to large values
-    is_digit = in_tok & (digit <= 9)
-    if dots:
-        is_dot = in_tok & (chars == 46)
-        has_dot = is_dot.any(1)
-        dot_col = np.where(has_dot, is_dot.argmax(1), -1)
-        if (is_dot.sum(1) > 1).any() or (has_dot & ((dot_col <= lead) | (dot_col >= width - 1))).any():
-            return None  # "1.2.3", ".5", "-.5", "5."
-        int_len = np.where(has_dot, dot_col - lead, lens - neg)
-        n_digits = lens - neg - has_dot
-    else:
-        int_len = n_digits = lens - neg
-    # Tokens hold only digits, '-' and '.'; with '-' and '.' placed as checked, the rest are digits.
-    if (n_digits < 1).any() or (n_digits > 15).any():  # a lone '-', or too many digits to be exact
-        return None
-    if ((int_len > 1) & (b[starts + neg] == 48)).any():  # "01"
-        return None
-    values = np.where(is_digit, digit, 0).astype(np.float64)
-    if not dots:
-        number = values @ _POW10[width - 1 - cols]  # integer sums below 2^53: exact in any order
-    else:
-        power = (width - 1 - cols)[None, :] - (cols[None, :] < dot_col[:, None])  # the '.' takes no power
-        number = (values * _POW10[np.maximum(power, 0)]).sum(1)
-        number = number / _POW10[np.where(has_dot, width - 1 - dot_col, 0)]
-    return np.where(neg, -number, number)

@@ -19,3 +19,30 @@ def test_help_and_subset_writes_its_keys(tmp_path):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert "evaluator_speedup_vs_port" not in result  # stages not asked for are not run
     assert result["machine"]["cores"] >= 1 and set(result["notes"]) == {"postprocess", "render"}
+
+
+def test_gpu_stage_writes_its_keys_null_without_cuda(tmp_path, monkeypatch):
+    import torch
+
+    from elgan_ray.bench import gpu
+    from elgan_ray.bench.__main__ import STAGES
+
+    assert STAGES["gpu"] == gpu.KEYS  # the command's list of keys is the stage's
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also where the tests run on a GPU machine
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "gpu", "--out", str(out), "--work", str(tmp_path / "work")]) == 0
+    result = json.loads(out.read_text())
+    assert {key: result[key] for key in gpu.KEYS} == dict.fromkeys(gpu.KEYS)
+    assert "not measured" in result["notes"]["gpu"]
+
+
+def test_bf16_peaks_by_device_name():
+    from elgan_ray.bench.gpu import bf16_peak_tflops
+
+    assert bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989
+    assert bf16_peak_tflops("NVIDIA H100 PCIe") == 756
+    assert bf16_peak_tflops("NVIDIA H200") == 989
+    assert bf16_peak_tflops("NVIDIA A100-SXM4-80GB") == 312
+    assert bf16_peak_tflops("NVIDIA L4") == 121
+    assert bf16_peak_tflops("NVIDIA L40S") == 362
+    assert bf16_peak_tflops("Tesla T4") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -209,78 +210,75 @@ def test_python_dash_m_exit_status(tmp_path):
     assert result.returncode == 2 and result.stdout == "" and reference_eval.UNKNOWN_ERROR in result.stderr
 
 
-def _json_arrays(text: str, nested: bool):
-    """What json makes of one array text, as (lane lengths, values), or None unless it is an array of the shape."""
+def _json_prediction(line: bytes):
+    """What json makes of one prediction line, as (raw_file, lane lengths, values, run_time), or None unless the
+    line is an object with a string raw_file, lanes of numbers and a numeric run_time."""
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         return None
-    lanes = value if nested else [value]
-    if type(value) is not list or not all(type(lane) is list for lane in lanes):
+    if type(value) is not dict or not {"raw_file", "lanes", "run_time"} <= set(value):
         return None
-    if not all(type(x) in (int, float) for lane in lanes for x in lane):
+    lanes, run_time = value["lanes"], value["run_time"]
+    if type(value["raw_file"]) is not str or type(lanes) is not list or type(run_time) not in (int, float):
         return None
-    return [len(lane) for lane in lanes], [float(x) for lane in lanes for x in lane]
+    if not all(type(lane) is list and all(type(x) in (int, float) for x in lane) for lane in lanes):
+        return None
+    return value["raw_file"], [len(lane) for lane in lanes], [x for lane in lanes for x in lane], run_time
 
 
-@pytest.mark.parametrize("nested", [True, False])
-def test_fast_array_reader_agrees_with_json(nested):
-    """The numpy reader accepts only what json accepts, and then gives the same doubles (fuzzed)."""
-    rng = np.random.default_rng(7 + nested)
-    alphabet = list("[],-. 0123456789") + ["12", "0.5", "-2", "[[", "]]", ", ", "1280", "3.14159"]
-    texts = [
-        "[]",
-        "[[]]",
-        "[[1, 2], [3]]",
-        "[[-2, 0.25], []]",
-        "[[01]]",
-        "[[1.]]",
-        "[[.5]]",
-        "[[-]]",
-        "[[1 2]]",
-        "[[1,,2]]",
-        "[[1],]",
-        "[,[1]]",
-        "[[1]] ",
-        "[[[1]]]",
-        "[1, 2]",
-        "[[1-2]]",
-        "[[--1]]",
-        "[[1.2.3]]",
-        "[[-0]]",
-        "[[-0.0]]",
-        "[[123456789012345]]",
-        "[[1234567890123456]]",
-        "[[0.1, 0.7, 2.675, 1e5]]",
+def test_fast_reader_agrees_with_json():
+    """The msgspec reader accepts only lines json accepts, and then reads the same strings and doubles (fuzzed)."""
+    rng = np.random.default_rng(7)
+    alphabet = list('[]{},:-. 0123456789"eE+') + ["12", "0.5", "-2", "[[", "]]", ", ", "1280", "3.14159", "NaN"]
+    alphabet += [
+        "Infinity",
+        "1e400",
+        "true",
+        "null",
+        '"x"',
+        "\\u00e9",
+        "\\ud800",
+        "\t",
+        "\r",
+        "\xff",
+        "\udcff",
+        "99999999999999999999",
     ]
-    texts += ["".join(rng.choice(alphabet, size=int(rng.integers(2, 14)))) for _ in range(3000)]
-    for _ in range(200):
-        lanes = [[round(float(v), int(rng.integers(0, 6))) for v in rng.uniform(-5, 1500, 5)] for _ in range(2)]
-        texts.append(json.dumps(lanes if nested else lanes[0]))
+    alphabet += ["1e-400", "-0", "01", "1.", ".5", "\\"]
+    alphabet += ['"lanes"', '"run_time"', '"raw_file"', '"h_samples"']
+    base = json.dumps({"raw_file": "a.jpg", "lanes": [[1, -2, 3.5], [0.25, 1280]], "run_time": 12, "h_samples": [1]})
+    texts = [base, base.replace("12", "12.5"), base.replace('"a.jpg"', '"a\\u00e9.jpg"')]
+    for _ in range(4000):
+        text = base
+        for _ in range(int(rng.integers(1, 4))):
+            i, j = sorted(int(x) for x in rng.integers(0, len(text) + 1, 2))
+            text = text[:i] + "".join(rng.choice(alphabet, size=int(rng.integers(0, 3)))) + text[j:]
+        texts.append(text)
+    numbers = list(re.finditer(r"-?[0-9.]+", base))
+    for _ in range(1000):  # one number replaced by a number-like token: json's number grammar, edge by edge
+        m = numbers[int(rng.integers(len(numbers)))]
+        token = "".join(rng.choice(list("-+.eE0123456789") + ["1", "5", "0"] * 4, size=int(rng.integers(1, 7))))
+        texts.append(base[: m.start()] + token + base[m.end() :])
+    for _ in range(300):
+        lanes = [[round(float(v), int(rng.integers(0, 18))) for v in rng.uniform(-5, 1500, 5)] for _ in range(2)]
+        texts.append(json.dumps({"raw_file": "b", "lanes": lanes, "run_time": float(rng.uniform(0, 300))}))
     accepted = 0
     for text in texts:
-        span = text.strip(" ").encode()
-        if not span.startswith(b"[") or not span.endswith(b"]") or not set(span) <= set(b"[]-.0123456789, "):
-            continue  # the regex never cuts out such a span
-        fast = tusimple_json._parse_arrays([span], nested)
-        expected = _json_arrays(text, nested)
-        if fast is None:
-            simple = expected is not None and all(
-                len(t) <= 15
-                for t in text.replace("[", " ")
-                .replace("]", " ")
-                .replace(",", " ")
-                .replace("-", "")
-                .replace(".", "")
-                .split()
-            )
-            assert not simple, text  # only over-long numbers may be left to json
+        line = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+        if b"\n" in line:
             continue
-        accepted += 1
+        fast = tusimple_json.read_fast(line + b"\n", tusimple_json.Prediction)
+        expected = _json_prediction(line)
+        if fast is None:
+            continue
+        accepted += text not in texts[:3] and "b" not in text
         assert expected is not None, text
-        assert fast.lane_len.tolist() == expected[0] and fast.per_image.tolist() == [len(expected[0])], text
-        assert fast.values.tolist() == expected[1], text  # bit-identical doubles
-    assert accepted > 200
+        raw_file, lane_len, values, run_time = expected
+        assert fast.raw_files == [raw_file] and fast.lanes.lane_len.tolist() == lane_len, text
+        assert fast.lanes.values.tolist() == [float(x) for x in values], text  # bit-identical doubles
+        assert fast.run_times.tolist() == [float(run_time)], text
+    assert accepted > 200  # mutated lines that still read
 
 
 def test_fast_and_plain_paths_agree(tmp_path, capsys):

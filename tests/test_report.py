@@ -57,7 +57,7 @@ def _make_study(tmp_path: Path) -> Path:
             status = "diverged" if diverged else "ok"
             run_dir = study_dir / "runs" / name
             _preview(run_dir, rng)
-            (run_dir / "status.json").write_text(json.dumps({"status": status}))
+            (run_dir / "status.json").write_text(json.dumps({"status": status, "train_seconds": 2.0}))
             config = {"seed": seed, "loss.gen": g, "loss.disc": d, "loss.lambda": 1.0, "loss.emb_block": 7}
             (run_dir / "run.json").write_text(json.dumps({"trial_id": tid, "trial_name": name, "config": config}))
             for phase, step in [("pretrain_d", 0)] + [("gan", s) for s in (10, 20, 30, 40)]:
@@ -81,6 +81,7 @@ def _make_study(tmp_path: Path) -> Path:
     record |= {"preset": "tiny", "command": "python -m elgan_ray.sweep stability --preset tiny"}
     record |= {"started": "2024-01-01T00:00:00+00:00", "finished": None, "wall_s": 1.0}
     record |= {"scientific": ["loss.gen", "loss.disc"], "tables": ["stability", "baseline"]}
+    record |= {"resources": {"cpu": 2, "gpu": 0.5, "workers": 1}}
     (study_dir / "study.json").write_text(json.dumps(record))
     return study_dir
 
@@ -184,12 +185,20 @@ def test_index_row_replaced_on_rerun(reported):
     summary = pd.read_csv(study / "summary.csv")
     assert row["best_group"] == summary.loc[summary["accuracy_mean"].idxmax(), "group"]
     assert row["best_accuracy_mean"] == pytest.approx(summary["accuracy_mean"].max(), abs=1e-4)
+    # The cost: 12 runs of 2 s (the failed one has no time), each holding 2 CPUs and half a GPU.
+    assert (row["trial_seconds"], row["cpu_hours"], row["gpu_hours"]) == (24, round(48 / 3600, 4), round(12 / 3600, 4))
+    assert row["wall_s"] == 1.0
+    cost = "Cost: 24 trial-seconds of training over 12 runs; reserved 0.0133 CPU-hours and 0.00333 GPU-hours; 1 s wall"
+    table = (study / "table.md").read_text()
+    assert cost in table and "(1 run(s) without a recorded time" in table
 
 
 def test_works_without_study_json(study: Path):
     (study / "study.json").unlink()
     assert main([str(study)]) == 0
-    assert pd.read_csv(study.parent / "index.csv")["study"].iloc[0] == "stab"
+    index = pd.read_csv(study.parent / "index.csv")
+    assert index["study"].iloc[0] == "stab" and index["trial_seconds"].iloc[0] == 24
+    assert index["cpu_hours"].isna().all()  # no record of the resources a trial held
     assert "stab (preset unknown)" in (study / "table.md").read_text()
 
 

@@ -79,6 +79,14 @@ def test_smoke_stability_sweep(tmp_path, tiny_dataset):
     assert "## D's health" in (study / "table.md").read_text()
     index = pd.read_csv(tmp_path / "index.csv")
     assert list(index.study) == ["stability"]
+    # What the study cost: the training time of its 25 runs and 5 shared pre-trainings, each trial holding 1 CPU.
+    records = [*study.glob("runs/*/status.json"), *(tmp_path / "_pretrain").glob("*/status.json")]
+    busy = [json.loads(path.read_text())["train_seconds"] for path in records]
+    cost = index.iloc[0]
+    assert len(busy) == 30 and cost.trial_seconds == pytest.approx(sum(busy), abs=0.1)
+    assert cost.cpu_hours == pytest.approx(sum(busy) / 3600, abs=1e-4) and cost.gpu_hours == 0
+    assert 0 < cost.trial_seconds and 0 < cost.wall_s
+    assert "Cost: " in (study / "table.md").read_text()
     # Seed ensembles: every method (baseline, control, 4 GAN groups) x post-processing x 1..5 seeds, and a
     # single-seed "ensemble" scores exactly as that seed's final evaluation did (maps stored rounding half down).
     ensembles = pd.read_csv(study / "ensemble.csv", dtype={"seeds": str})

@@ -1,4 +1,6 @@
-"""The GPU stage: the paper-preset training step on a CUDA device (null, with a note, where there is none)."""
+"""The GPU stage: the paper-preset G+D step at 720x1280 on a CUDA device, in float32 and bf16 autocast, against the
+device's dense bf16 peak; and DDP on 2 GPUs against 1 where there are 2. Null, with a note, where there is no GPU.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,20 @@ from typing import Any
 
 from elgan_ray.bench.harness import Bench
 from elgan_ray.bench.step import step_times
+
+PRECISIONS = ("fp32", "bf16")  # config.AMP_CHOICES
+FIGURES = ("step_ms", "images_per_s", "tflops", "peak_fraction")  # each measured in both precisions
+KEYS = tuple(f"gpu_{figure}_{amp}" for figure in FIGURES for amp in PRECISIONS)
+KEYS += ("ddp_2_over_1_gpu",)
+# Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from the vendors' data sheets, by a part of the name torch
+# reports. The more specific names first: "H100 PCIe" before "H100", "L40" before "L4".
+BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0))
+BF16_PEAK_TFLOPS += (("L40S", 362.0), ("L40", 181.0), ("L4", 121.0))
+
+
+def bf16_peak_tflops(device_name: str) -> float | None:
+    """The device's dense bf16 peak, None for a device not in BF16_PEAK_TFLOPS."""
+    return next((peak for part, peak in BF16_PEAK_TFLOPS if part in device_name), None)
 
 
 def stage_gpu(b: Bench) -> dict[str, Any]:
@@ -15,14 +31,44 @@ def stage_gpu(b: Bench) -> dict[str, Any]:
 
     if not torch.cuda.is_available():
         b.notes["gpu"] = "no CUDA device on this machine: GPU figures not measured"
-        return {"gpu_paper_step_ms": None, "ddp_2_over_1_gpu": None}
-    cfg = preset("paper")
-    images = torch.rand(cfg.optim.batch_size, 3, cfg.data.height, cfg.data.width)
-    labels = torch.rand(cfg.optim.batch_size, 1, cfg.data.height, cfg.data.width)
-    times = step_times(cfg, images, labels, b.reps, device="cuda")
-    b.notes["gpu"] = f"paper preset on {torch.cuda.get_device_name(0)}; DDP on GPUs needs 2 devices"
-    ddp = None  # one lent GPU here; 2-GPU DDP is measured where torch.cuda.device_count() >= 2
-    return {
-        "gpu_paper_step_ms": {k: v * 1e3 for k, v in times.items() if k != "gan_pair_flops"},
-        "ddp_2_over_1_gpu": ddp,
-    }
+        return dict.fromkeys(KEYS)
+    torch.backends.cudnn.benchmark = True  # as train() on CUDA (RunSettings.cudnn_benchmark)
+    name = torch.cuda.get_device_name(0)
+    peak = bf16_peak_tflops(name)
+    measured: dict[str, Any] = {}
+    for amp in PRECISIONS:
+        cfg = preset("paper").with_flat({"optim.amp": amp})
+        batch, size = cfg.optim.batch_size, (cfg.data.height, cfg.data.width)
+        images, labels = torch.rand(batch, 3, *size), (torch.rand(batch, 1, *size) > 0.9).float()
+        times = step_times(cfg, images, labels, b.reps, device="cuda", warmup=2)
+        pair = times["gan_g"] + times["d"]  # one G step of the GAN phase and one D step
+        measured[f"gpu_step_ms_{amp}"] = pair * 1e3
+        measured[f"gpu_images_per_s_{amp}"] = batch / pair
+        achieved = times["gan_pair_flops"] / pair / 1e12  # FLOPs counted by torch's FlopCounterMode
+        measured[f"gpu_tflops_{amp}"] = achieved
+        measured[f"gpu_peak_fraction_{amp}"] = None if peak is None else achieved / peak
+        b.notes[f"gpu_{amp}"] = "step ms by kind: " + ", ".join(
+            f"{k} {v * 1e3:.1f}" for k, v in times.items() if k != "gan_pair_flops"
+        )
+    measured["ddp_2_over_1_gpu"] = _ddp_on_two(b) if torch.cuda.device_count() >= 2 else None
+    b.notes["gpu"] = (
+        f"paper preset, batch {batch} at {size[0]}x{size[1]} on {name}: a GAN G step plus a D step, channels_last, "
+        f"cudnn.benchmark; images/s = batch / that pair's time; peak_fraction over the dense bf16 peak "
+        + (f"{peak:g} TFLOP/s" if peak else "(unknown for this device: null)")
+        + ("" if torch.cuda.device_count() >= 2 else "; ddp_2_over_1_gpu needs 2 GPUs (null)")
+    )
+    return measured
+
+
+def _ddp_on_two(b: Bench) -> float:
+    """Samples/s of paper-preset G pre-training on 2 GPUs (Ray Train, NCCL) over 1."""
+    from elgan_ray.bench.ray_stages import ddp_rates
+    from elgan_ray.presets import preset
+
+    steps = 10 if b.quick else 30
+    cfg = preset("paper").with_flat({"schedule.pretrain_g_steps": steps, "schedule.eval_every": 10**6})
+    rate = ddp_rates(b, cfg.with_flat({"data.val_limit": 4}), gpus_per_worker=1)
+    b.notes["ddp_2_over_1_gpu"] = (
+        f"paper preset G pre-training, {steps} steps; samples/s 1 GPU {rate[1]:.1f}, 2 {rate[2]:.1f}"
+    )
+    return rate[2] / rate[1]

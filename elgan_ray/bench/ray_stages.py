@@ -90,33 +90,44 @@ def stage_tune(b: Bench) -> dict[str, Any]:
 
 
 def stage_ddp(b: Bench) -> dict[str, Any]:
-    from elgan_ray.config import RunSettings
-    from elgan_ray.distributed import fit_on_workers
     from elgan_ray.presets import preset
-    from elgan_ray.run_log import read_status
 
-    ensure_ray(b)
     steps = 4 if b.quick else 20
     cfg = preset("cpu").with_flat(
         {"schedule.pretrain_g_steps": steps, "schedule.eval_every": 10**6, "data.val_limit": 4}
     )
-    rate = {}
-    for workers in (1, 2):
-        log(f"ddp: {workers} worker(s)")
-        out = b.work / f"ddp{workers}"
-        settings = SimpleNamespace(
-            workers_per_trial=workers, cpus_per_worker=1, gpus_per_worker=0, results_root=str(b.work / "ray_train")
-        )
-        run = RunSettings(out_dir=str(out), data_dir=str(b.data()))
-        fit_on_workers(cfg, run, ("pretrain_g",), None, settings, f"bench_ddp{workers}", inside_tune=False)
-        status = read_status(out)
-        rate[workers] = status["step"] * cfg.optim.batch_size / status["train_seconds"]
+    rate = ddp_rates(b, cfg, gpus_per_worker=0)
     b.notes["ddp_2_over_1"] = (
         f"cpu preset G pre-training, {steps} steps of global batch {cfg.optim.batch_size}, Ray Train TorchTrainer "
         f"(gloo), 1 CPU and 1 thread per worker; samples/s from rank 0's train_seconds: "
         f"1 worker {rate[1]:.1f}, 2 workers {rate[2]:.1f}"
     )
     return {"ddp_2_over_1": rate[2] / rate[1]}
+
+
+def ddp_rates(b: Bench, cfg: Any, gpus_per_worker: float) -> dict[int, float]:
+    """Samples/s of cfg's G pre-training on 1 and on 2 Ray Train workers (DDP), from rank 0's train_seconds."""
+    from elgan_ray.config import RunSettings
+    from elgan_ray.distributed import fit_on_workers
+    from elgan_ray.run_log import read_status
+
+    ensure_ray(b)
+    rate = {}
+    device = "gpu" if gpus_per_worker else "cpu"
+    for workers in (1, 2):
+        log(f"ddp: {workers} worker(s), {device}")
+        out = b.work / f"ddp{workers}_{device}"
+        settings = SimpleNamespace(
+            workers_per_trial=workers,
+            cpus_per_worker=1,
+            gpus_per_worker=gpus_per_worker,
+            results_root=str(b.work / "ray_train"),
+        )
+        run = RunSettings(out_dir=str(out), data_dir=str(b.data()))
+        fit_on_workers(cfg, run, ("pretrain_g",), None, settings, f"bench_ddp{workers}_{device}", inside_tune=False)
+        status = read_status(out)
+        rate[workers] = status["step"] * cfg.optim.batch_size / status["train_seconds"]
+    return rate
 
 
 def stage_sweep(b: Bench) -> dict[str, Any]:

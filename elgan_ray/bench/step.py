@@ -9,28 +9,33 @@ from typing import Any
 from elgan_ray.bench.harness import Bench, median_time
 
 
-def step_times(cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each kind of training step, and the FLOPs of one GAN G step + one D step."""
+def step_times(
+    cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1, count_flops: bool = True
+) -> dict[str, float]:
+    """Median seconds of each kind of training step, and (count_flops) the FLOPs of one GAN G step + one D step."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from elgan_ray.models import build_discriminator, build_generator
     from elgan_ray.train_loop import d_step, g_step
 
-    g = build_generator(cfg.generator).to(device)
-    d = build_discriminator(cfg.discriminator).to(device)
+    # As train() runs them: channels_last models and frames, the precision of cfg.optim.amp (in g_step, d_step).
+    g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
+    d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
     # The optimisers of train(): their update is part of a step's cost.
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, weight_decay=cfg.optim.weight_decay)
     opt_d = torch.optim.SGD(
         d.parameters(), lr=cfg.optim.lr_d, momentum=cfg.optim.momentum_d, weight_decay=cfg.optim.weight_decay
     )
-    images, labels = images.to(device), labels.to(device)
+    images, labels = images.to(device).contiguous(memory_format=torch.channels_last), labels.to(device)
     steps = {  # every step ends in .item(), which waits for a GPU
         "pretrain_g": lambda: g_step(g, d, opt_g, images, labels, cfg, False),
         "gan_g": lambda: g_step(g, d, opt_g, images, labels, cfg, True),
         "d": lambda: d_step(g, d, opt_d, images, labels, cfg),
     }
     times = {name: median_time(fn, reps, warmup) for name, fn in steps.items()}
+    if not count_flops:
+        return times
     with FlopCounterMode(display=False) as counter:
         steps["gan_g"]()
         steps["d"]()
@@ -122,3 +127,29 @@ def stage_pretrain_sharing(b: Bench) -> dict[str, Any]:
         f"counted. Per preset: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
     )
     return {"pretrain_sharing_ratio": ratios["cpu"], "pretrain_sharing_ratio_paper": ratios["paper"]}
+
+
+def stage_loader(b: Bench) -> dict[str, Any]:
+    """The share of the loop's time spent waiting for batches on a first epoch (every frame decoded from its JPEG),
+    with the background thread that prepares the next batch (batches.Prefetcher) and without it."""
+    from elgan_ray.config import RunSettings
+    from elgan_ray.data.synthetic import EMBEDDED_SIZES, embedded_dataset
+    from elgan_ray.presets import preset
+    from elgan_ray.train_loop import train
+
+    root = embedded_dataset()  # the default data: a first epoch of EMBEDDED_SIZES[0] / 8 steps
+    steps = 24 if b.quick else 48  # within the first epoch: every batch is decoded from its JPEGs
+    cfg = preset("cpu").with_flat({"schedule.pretrain_g_steps": steps, "schedule.eval_every": 10**6})
+    cfg = cfg.with_flat({"data.val_limit": 4})
+    measured = {}
+    for prefetch in (True, False):
+        run = RunSettings(out_dir=str(b.work / f"loader_{prefetch}"), data_dir=str(root), prefetch=prefetch)
+        result = train(cfg, run, phases=("pretrain_g",))
+        measured[prefetch] = (result.loader_wait_seconds / result.train_seconds, result.step / result.train_seconds)
+    b.notes["loader_wait_fraction"] = (
+        f"cpu preset G pre-training, {steps} steps of the first epoch of the embedded set ({EMBEDDED_SIZES[0]} "
+        f"training frames), time waiting for batches over loop time (which ends with one evaluation of 4 frames), "
+        f"{b.threads} torch threads: with the prefetch thread {measured[True][0]:.3f} ({measured[True][1]:.2f} "
+        f"steps/s), synchronous {measured[False][0]:.3f} ({measured[False][1]:.2f} steps/s)"
+    )
+    return {"loader_wait_fraction": measured[True][0], "loader_wait_fraction_sync": measured[False][0]}

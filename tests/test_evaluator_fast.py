@@ -1,0 +1,121 @@
+"""The evaluator's fast paths and bounds: metrics' int16 comparison against its float one, and the size bounds and
+--per-image checks of `python -m elgan_ray.evaluate`, each refused in one line before any work (issue 13: a 200 MB
+line took 17.9 GB; --per-image could overwrite an input)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_metrics import random_image
+
+from elgan_ray import evaluate, metrics, tusimple_json
+from elgan_ray.errors import run_cli
+
+H = list(range(160, 711, 10))
+LANE = [-2] * 10 + list(range(300, 346))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_integer_lanes_score_alike_in_int16_and_float64(monkeypatch, seed):
+    """Integer x are compared as int16 against ceil(threshold) - 1: the same counts as |p - g| < threshold."""
+    rng = np.random.default_rng(seed)
+    images = [random_image(rng) for _ in range(300)]
+    images = [(p, g, h, t) for p, g, h, t in images if metrics._small_integers(np.array(sum(p + g, []), float))]
+    assert len(images) > 50
+    args = [metrics.Ragged.from_lists([im[i] for im in images]) for i in (0, 1)]
+    h = metrics.Ragged.from_lists([[im[2]] for im in images])
+    args += [h.values, h.lane_len, np.array([float(im[3]) for im in images])]
+    try:
+        fast = metrics.bench_ragged(*args)
+    except metrics.LaneFormatError as error:
+        fast = error.index
+    monkeypatch.setattr(metrics, "_small_integers", lambda *arrays: False)
+    try:
+        plain = metrics.bench_ragged(*args)
+    except metrics.LaneFormatError as error:
+        plain = error.index
+    assert type(fast) is type(plain)
+    if isinstance(fast, tuple):
+        for a, b in zip(fast, plain, strict=True):
+            np.testing.assert_array_equal(a, b)
+    else:
+        assert fast == plain
+
+
+def files(tmp_path, pred_text=None, gt_text=None):
+    pred, gt = tmp_path / "pred.json", tmp_path / "gt.json"
+    pred.write_text(pred_text or json.dumps({"raw_file": "a", "lanes": [LANE], "run_time": 1}) + "\n")
+    gt.write_text(gt_text or json.dumps({"raw_file": "a", "lanes": [LANE], "h_samples": H}) + "\n")
+    return str(pred), str(gt)
+
+
+def one_line_error(argv, capsys):
+    code = run_cli(evaluate.main, argv)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_a_line_over_the_bound_is_named_with_its_number_as_readlines_counts(tmp_path, capsys):
+    long = "x" * (tusimple_json.MAX_LINE_BYTES + 1)
+    gt_lines = [json.dumps({"raw_file": "a", "lanes": [LANE], "h_samples": H}), long]
+    pred, gt = files(tmp_path, gt_text="\r\n".join(gt_lines) + "\r")  # \r\n and \r end lines, as in readlines
+    err = one_line_error([pred, gt], capsys)
+    assert f"{gt}:2: a line of {len(long):,} bytes" in err
+
+
+def test_a_file_over_the_bound_is_refused_before_it_is_read(tmp_path, capsys):
+    pred, gt = files(tmp_path)
+    with open(pred, "r+b") as handle:  # sparse: the size is checked, never the content
+        handle.truncate(tusimple_json.MAX_FILE_BYTES + 1)
+    assert f"{pred}: {tusimple_json.MAX_FILE_BYTES + 1:,} bytes" in one_line_error([pred, gt], capsys)
+
+
+def test_lines_within_the_bound_are_scored(tmp_path, capsys):
+    many = {"raw_file": "a", "lanes": [LANE] * 2000, "run_time": 1}  # ~350 KB: skipped (more than gt + 2 lanes)
+    pred, gt = files(tmp_path, pred_text=json.dumps(many) + "\n")
+    assert run_cli(evaluate.main, [pred, gt, "-q"]) == 0
+    assert [d["value"] for d in json.loads(capsys.readouterr().out)] == [0.0, 0.0, 1.0]
+
+
+def test_an_unreadable_label_file_comes_after_the_predictions_errors(tmp_path, capsys):
+    pred, _ = files(tmp_path, pred_text="{oops\n")
+    assert f"{pred}:1:" in one_line_error([pred, str(tmp_path / "missing.json")], capsys)
+
+
+@pytest.mark.parametrize("which", ["pred", "gt"])
+def test_per_image_never_replaces_an_input_file(tmp_path, capsys, which):
+    pred, gt = files(tmp_path)
+    target = {"pred": pred, "gt": gt}[which]
+    link = tmp_path / "link.json"
+    link.symlink_to(target)  # the same file under another name
+    for path in (target, str(link)):
+        before = open(target).read()
+        assert "--per-image" in one_line_error([pred, gt, "--per-image", path], capsys)
+        assert open(target).read() == before
+
+
+def test_per_image_refuses_a_dangling_link(tmp_path, capsys):
+    pred, gt = files(tmp_path)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert "dangling" in one_line_error([pred, gt, "--per-image", str(tmp_path / "dangling")], capsys)
+
+
+def test_oracle_size_is_bounded_before_the_labels_are_read(tmp_path, capsys):
+    err = one_line_error(["--oracle", str(tmp_path / "no_data"), "--size", "721x1280"], capsys)
+    assert err.startswith("error: --size:") and "720x1280" in err
+
+
+@pytest.mark.parametrize("which", ["pred", "gt"])
+def test_nesting_deeper_than_the_stack_is_one_line(tmp_path, capsys, which):
+    """json and msgspec both raise RecursionError (not a ValueError) past Python's recursion limit."""
+    deep = "[" * 100_000 + "]" * 100_000
+    lines = {
+        "pred": json.dumps({"raw_file": "a", "lanes": [LANE], "run_time": 1})[:-1] + f', "x": {deep}}}\n',
+        "gt": json.dumps({"raw_file": "a", "lanes": [LANE], "h_samples": H})[:-1] + f', "x": {deep}}}\n',
+    }
+    pred, gt = files(tmp_path, **{f"{which}_text": lines[which]})
+    err = one_line_error([pred, gt], capsys)
+    assert err.startswith(f"error: {pred if which == 'pred' else gt}:1:") and "nested too deeply" in err
