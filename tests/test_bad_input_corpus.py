@@ -1,8 +1,7 @@
 """The bad-input corpus: every command, every format. Each case must exit with status 2 and print one line
 naming the file (or flag, or key) and the rule, with no traceback and nothing half-written left behind.
 
-Cases marked `xfail(strict=True, reason="issue 13 phase 2: <file>")` are reproducers of defects whose fix belongs
-to that file; the fix removes the marker. Memory-hungry reproducers run under an address-space limit, so that a
+Every numbered defect of issue 13 has its reproducer here (or in test_faults.py). Memory-hungry reproducers run under an address-space limit, so that a
 regression fails fast with a MemoryError instead of exhausting the machine.
 """
 
@@ -578,11 +577,6 @@ CASES = {
         "study.json",
     ),
 }
-PHASE_2: dict[str, str] = {}  # every phase-2 reproducer is fixed: issue 12 (evaluate.py), issue 13 (the rest)
-
-
-def phase_2(file: str):
-    return pytest.mark.xfail(strict=True, reason=f"issue 13 phase 2: {file}")
 
 
 def run(argv, env=None, limit_mb=None, timeout=300):
@@ -612,9 +606,7 @@ def assert_user_error(done, needle):
     assert done.stdout.strip() == ""
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=phase_2(PHASE_2[c])) if c in PHASE_2 else c for c in sorted(CASES)]
-)
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_line_and_exit_2(case, tmp_path, tiny_dataset):
     build, needle, *options = CASES[case]
     options = options[0] if options else {}
