@@ -1,8 +1,8 @@
 """The bad-input corpus: every command, every format. Each case must exit with status 2 and print one line
 naming the file (or flag, or key) and the rule, with no traceback and nothing half-written left behind.
 
-Every numbered defect of issue 13 has its reproducer here (or in test_faults.py). Memory-hungry reproducers run under an address-space limit, so that a
-regression fails fast with a MemoryError instead of exhausting the machine.
+Every numbered defect of issue 13 has its reproducer here (or in test_faults.py). Memory-hungry reproducers
+run under an address-space limit, so that a regression fails fast with a MemoryError instead of exhausting the machine.
 """
 
 import json
