@@ -34,7 +34,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim.batch_size": 4,
     },
     "cpu": {
-        # 64x128 keeps a 2-core stability sweep near 20 minutes; the basic++ oracle ceiling there is 0.979.
+        # 64x128 keeps a 2-core stability sweep near half an hour (README: Results); the basic++ oracle ceiling
+        # there is 0.979.
         "data.height": 64,
         "data.width": 128,
         # Thin full-resolution layers: on CPU the top level costs most, so it gets one layer each way.
