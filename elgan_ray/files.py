@@ -1,4 +1,5 @@
-"""Atomic writes: a reader, a crash or a concurrent trial never sees a half-written file or folder.
+"""Atomic writes: a reader, a crash or a concurrent trial never sees a half-written file or folder; and the
+checks at the edges of every command: an output that can be written, an npz input that can be read.
 
 Files and folders written here get the modes an ordinary open() or mkdir() gives them: 0o666 and 0o777
 less the umask (0644 and 0755 under the usual umask 022), so a colleague, TensorBoard or a service can read
@@ -14,9 +15,12 @@ import os
 import secrets
 import shutil
 import socket
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from elgan_ray.errors import UserError
 
@@ -156,3 +160,18 @@ def check_writable(path: str | Path, kind: str = "file") -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(path, f"cannot be written: no permission to write in {existing} (or it is read-only)")
     return path
+
+
+def read_npz(path: str | Path, what: str, max_bytes: int) -> dict[str, np.ndarray]:
+    """The arrays of an npz file (no pickles). UserError naming the path, "not `what` (...)", when it is damaged
+    or not an npz, and when its arrays would unpack to more than `max_bytes` (a small file can hold a zip bomb)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+            if size > max_bytes:
+                raise UserError(path, f"its arrays would take {size:,} bytes (at most {max_bytes:,})")
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise UserError(path, f"not {what} ({error.__class__.__name__}: {str(error)[:200]})") from None

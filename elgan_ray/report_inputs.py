@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pandas as pd
 from elgan_ray import study_layout
 from elgan_ray.config import LOSS_CHOICES, MAX_HEIGHT, MAX_WIDTH
 from elgan_ray.errors import UserError, quoted
-from elgan_ray.files import check_writable
+from elgan_ray.files import check_writable, read_npz
 from elgan_ray.study_frame import HEALTH
 from elgan_ray.study_spec import METRIC_NAMES, POSTS, RESOURCE_RANGES, is_finite_number, resource_rule
 from elgan_ray.tables import STATUSES
@@ -174,7 +173,7 @@ def load_previews(study_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     `image` (N, H, W, 3) uint8, `label` and `prob` (N, H, W) floats, 1 <= N, H <= 720, W <= 1280."""
     previews = {}
     for path in study_layout.run_files(study_dir, study_layout.PREVIEW_FILE):
-        arrays = _read_npz(path)
+        arrays = read_npz(path, "a readable preview", MAX_PREVIEW_BYTES)
         missing = [name for name in PREVIEW_ARRAYS if name not in arrays]
         if missing:
             raise UserError(path, f"missing the array(s) {', '.join(missing)} of a preview")
@@ -189,19 +188,6 @@ def load_previews(study_dir: Path) -> dict[str, dict[str, np.ndarray]]:
         name = str(arrays.pop("trial_name", path.parent.name))
         previews[name] = arrays
     return previews
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an npz file (no pickles), refusing one that would unpack to more than MAX_PREVIEW_BYTES."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            size = sum(info.file_size for info in archive.infolist())
-            if size > MAX_PREVIEW_BYTES:
-                raise UserError(path, f"its arrays would take {size:,} bytes (at most {MAX_PREVIEW_BYTES:,})")
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise UserError(path, f"not a readable preview ({error.__class__.__name__}: {str(error)[:200]})") from None
 
 
 def read_index(path: Path) -> pd.DataFrame | None:

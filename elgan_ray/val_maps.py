@@ -24,11 +24,14 @@ import numpy as np
 
 from elgan_ray.data.labels import LaneLabel
 from elgan_ray.errors import UserError
+from elgan_ray.files import read_npz
 from elgan_ray.metrics import score_predictions
 from elgan_ray.postprocess import POSTPROCESSORS, lanes_from_map
 
 VAL_MAPS_NAME = "val_maps.npz"
 LEVELS = 255  # uint8 quantisation: p -> ceil(p * LEVELS - 0.5)
+# A val_maps.npz unpacked: 2,782 frames (TuSimple's test set) at 720x1280 are 2.6 GB of uint8 maps.
+MAX_BYTES = 4 << 30
 
 
 @dataclass(frozen=True)
@@ -86,15 +89,15 @@ def encode(maps: np.ndarray, labels: list[LaneLabel], threshold: float, min_area
 
 
 def read(path: str | Path) -> StoredMaps:
-    """A val_maps.npz; a damaged or foreign one is a UserError naming it."""
+    """A val_maps.npz; a damaged, foreign or oversized one is a UserError naming it."""
     path = Path(path)
+    arrays = read_npz(path, "a run's validation maps", MAX_BYTES)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            maps, text = npz["maps"], str(npz["labels"])
-            threshold, min_area = float(npz["threshold"]), int(npz["min_area"])
+        maps, text = arrays["maps"], str(arrays["labels"])
+        threshold, min_area = float(arrays["threshold"]), int(arrays["min_area"])
         records = json.loads(text)
         labels = [LaneLabel(r["raw_file"], tuple(map(tuple, r["lanes"])), tuple(r["h_samples"])) for r in records]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError) as error:
         raise UserError(path, f"not a run's validation maps ({error.__class__.__name__}: {error})") from None
     if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != len(labels):
         raise UserError(path, "maps must be (V, H, W) uint8, one per label")

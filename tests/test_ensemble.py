@@ -71,9 +71,11 @@ def test_maps_file_round_trip_keeps_what_scoring_needs(tmp_path):
     assert stored.maps.dtype == np.uint8 and list(stored.maps[0, 0, :4]) == [0, 127, 128, 255]
     assert np.array_equal(stored.maps / 255 > 0.5, maps > 0.5)  # thresholded as the run's own maps were
     assert np.abs(stored.maps / 255 - np.nan_to_num(maps)).max() <= 0.5 / 255 + 1e-7
-    path.write_bytes(b"not an npz")
-    with pytest.raises(UserError, match="not a run's validation maps"):
-        val_maps.read(path)
+    whole = path.read_bytes()
+    for damaged in (b"not an npz", whole[:100]):  # a foreign file; a truncated one (a zip without its directory)
+        path.write_bytes(damaged)
+        with pytest.raises(UserError, match="not a run's validation maps"):
+            val_maps.read(path)
 
 
 def _study(tmp_path, statuses: dict[str, list[str]]) -> tuple:
