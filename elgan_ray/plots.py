@@ -219,7 +219,9 @@ def health_figure(title: str, evals: pd.DataFrame) -> plt.Figure | None:
     frame = with_groups(evals)
     frame = frame[(frame["post"] == MAIN_POST) & (frame["kind"] == "gan")].assign(gan_step=gan_steps)
     colours = _method_colours(evals)
-    fig, axes = plt.subplots(1, len(HEALTH_PANELS), figsize=(4.2 * len(HEALTH_PANELS), 3.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(HEALTH_PANELS), figsize=(4.2 * len(HEALTH_PANELS), 3.8), squeeze=False, layout="constrained"
+    )
     for ax, (column, label, reference) in zip(axes[0], HEALTH_PANELS, strict=True):
         for group in [m for m in methods(evals) if m != BASELINE]:
             rows = frame[frame["group"] == group]
@@ -228,6 +230,8 @@ def health_figure(title: str, evals: pd.DataFrame) -> plt.Figure | None:
             ax.plot(mean.index, mean.to_numpy(), style, color=colours[group], lw=1.5, ms=2.5, label=group)
         if reference is not None:
             ax.axhline(reference, color="0.5", lw=0.8, ls=":")
+        if column == "emb_distance":
+            ax.set_yscale("symlog", linthresh=0.01)  # a healthy D's ~1 and an unbounded one's 10^6 in one panel
         if column == "adv_fit_grad_ratio":
             ax.set_yscale("symlog", linthresh=0.01)  # 0 (the control) and 20x in one panel
             ax.set_ylim(bottom=0)
