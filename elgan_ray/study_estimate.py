@@ -70,7 +70,7 @@ def time_steps(cfg: TrainConfig, settings: SweepSettings, val_frames: int, reps:
     from elgan_ray.bench.harness import H_SAMPLES, frame_lanes, median_time
     from elgan_ray.bench.step import step_times
     from elgan_ray.data.labels import LaneLabel, render_lane_map
-    from elgan_ray.health import discriminator_health
+    from elgan_ray.health import HEALTH_FRAMES, discriminator_health
     from elgan_ray.models import build_discriminator, build_generator
     from elgan_ray.val_maps import score_maps
     from elgan_ray.validation import predict_maps
@@ -84,18 +84,22 @@ def time_steps(cfg: TrainConfig, settings: SweepSettings, val_frames: int, reps:
         images, labels = torch.rand(batch, 3, *size), (torch.rand(batch, 1, *size) > 0.9).float()
         steps = step_times(cfg, images, labels, reps, device=device, count_flops=False)
         # An evaluation: G over the validation frames, then every post-processing of each map, scored.
-        g = build_generator(cfg.generator).to(device)
-        frames = torch.rand(min(val_frames, FORWARD_FRAMES), 3, *size)
+        # As train() holds them: channels_last models and frames.
+        g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
+        frames = torch.rand(min(val_frames, FORWARD_FRAMES), 3, *size).contiguous(memory_format=torch.channels_last)
         forward = median_time(lambda: predict_maps(g, frames, torch.device(device)), 1) * val_frames / len(frames)
         rng = np.random.default_rng(0)
         lanes = [frame_lanes(rng) for _ in range(POST_MAPS)]
         truth = [LaneLabel("f.jpg", tuple(tuple(x.tolist()) for x in ls), tuple(H_SAMPLES)) for ls in lanes]
         maps = [render_lane_map(ls, H_SAMPLES, *size, sigma=cfg.data.sigma).astype(np.float32) for ls in lanes]
         scoring = median_time(lambda: score_maps(maps, truth, cfg.eval.threshold, cfg.eval.min_area), 1)
-        d = build_discriminator(cfg.discriminator).to(device)
-        probe = torch.rand(min(val_frames, 32), 1, *size)
+        # D's health figures, on the first HEALTH_FRAMES validation frames as the loop computes them.
+        d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
+        probe_images = torch.rand(min(val_frames, HEALTH_FRAMES), 3, *size)
+        probe_images = probe_images.contiguous(memory_format=torch.channels_last)
+        probe = torch.rand(len(probe_images), 1, *size)
         health = median_time(
-            lambda: discriminator_health(g, d, frames[: len(probe)], probe, probe, cfg.loss, torch.device(device)), 1
+            lambda: discriminator_health(g, d, probe_images, probe, probe, cfg.loss, torch.device(device)), 1
         )
     finally:
         torch.set_num_threads(threads)
