@@ -136,20 +136,6 @@ def trial_seconds(cfg: TrainConfig, t: Timings) -> float:
     return steps + (n["pretrain_d_evals"] + n["gan_evals"]) * (t.evaluation + t.health)
 
 
-def concurrency(settings: SweepSettings, requested: int) -> int | None:
-    """Trials at once, as tune_runner._concurrency decides it, from this machine's cores and GPUs without Ray."""
-    if requested:
-        return requested
-    if settings.cluster:
-        return None
-    import torch
-
-    fits = int(len(os.sched_getaffinity(0)) // (settings.cpus_per_worker * settings.workers_per_trial))
-    if settings.gpus_per_worker:
-        fits = min(fits, int(torch.cuda.device_count() // (settings.gpus_per_worker * settings.workers_per_trial)))
-    return max(1, fits)
-
-
 def dry_run(spec: SweepSpec, base: TrainConfig, settings: SweepSettings, max_concurrent: int, val_frames: int) -> str:
     """The text `sweep --dry-run` prints: every run, the pre-trainings they share, and the cost estimate."""
     from elgan_ray import study_layout
@@ -177,7 +163,10 @@ def dry_run(spec: SweepSpec, base: TrainConfig, settings: SweepSettings, max_con
     own = [trial_seconds(run.cfg, t) for run in runs]
     total = sum(own) + sum(pretrain_seconds(users[0].cfg, t) for users in shared.values())
     longest = max(pre[pid] + seconds for pid, seconds in zip(pids, own, strict=True))  # a trial waits for its G
-    slots = concurrency(settings, max_concurrent)
+    import torch
+
+    # as tune_runner decides it, from this machine's cores and GPUs instead of Ray's resources
+    slots = settings.concurrency(max_concurrent, len(os.sched_getaffinity(0)), torch.cuda.device_count())
     wall = longest if slots is None else max((sum(own) + sum(pre.values())) / slots, longest)
     return "\n".join(lines + _estimate_lines(base, settings, t, total, wall, slots, val_frames))
 

@@ -192,24 +192,10 @@ def _trial_resources(settings: SweepSettings) -> dict[str, float]:
     return {"CPU": settings.cpus_per_worker, "GPU": settings.gpus_per_worker}
 
 
-def _concurrency(settings: SweepSettings, requested: int) -> int | None:
-    """Trials at once: what was asked; on a joined cluster no limit (pending trials make the autoscaler add
-    nodes); locally as many as this machine's CPUs (and GPUs) hold, at least one."""
-    if requested:
-        return requested
-    if settings.cluster:
-        return None
-    available = ray.cluster_resources()
-    per_trial_cpu = settings.cpus_per_worker * settings.workers_per_trial
-    fits = int(available.get("CPU", 1) // per_trial_cpu)
-    if settings.gpus_per_worker:
-        fits = min(fits, int(available.get("GPU", 0) // (settings.gpus_per_worker * settings.workers_per_trial)))
-    return max(1, fits)
-
-
 def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, searched: bool) -> tune.TuneConfig:
     """A grid's config, or (searched) Optuna's over the study's nuisance keys."""
-    concurrency = _concurrency(settings, max_concurrent)
+    available = ray.cluster_resources()
+    concurrency = settings.concurrency(max_concurrent, available.get("CPU", 1), available.get("GPU", 0))
     if not searched:  # a grid, or a search study's controls: every run to its end, no scheduler
         return tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=REUSE_TRIAL_PROCESSES)
     from ray.tune.search import Repeater
