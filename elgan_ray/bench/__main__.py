@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from elgan_ray.bench import gpu  # its keys only: the stage imports torch when it runs
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.files import atomic_write_text, check_writable
 
@@ -42,17 +43,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "tune": ("tune_over_bare", "peak_rss_mb_trial"),
     "ddp": ("ddp_2_over_1",),
     "sweep": ("sweep_efficiency", "pretrain_sharing_ratio_smoke_measured"),
-    "gpu": (  # bench/gpu.py's KEYS: the paper-preset G+D step in float32 and bf16, and DDP on 2 GPUs
-        "gpu_step_ms_fp32",
-        "gpu_step_ms_bf16",
-        "gpu_images_per_s_fp32",
-        "gpu_images_per_s_bf16",
-        "gpu_tflops_fp32",
-        "gpu_tflops_bf16",
-        "gpu_peak_fraction_fp32",
-        "gpu_peak_fraction_bf16",
-        "ddp_2_over_1_gpu",
-    ),
+    "gpu": gpu.KEYS,  # the paper-preset G+D step in float32 and bf16, and DDP on 2 GPUs
 }
 MAX_THREADS = 1024  # torch threads
 # key -> (">=" or "<=", target): the goals of the issue; "met" in the JSON compares against them.
@@ -131,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_stage(stage: str, b: Any) -> dict[str, Any]:
     """The stage's keys; null for each, and the reason in notes, when it cannot run here or fails."""
-    from elgan_ray.bench import evaluator, gpu, harness, label_maps, ray_stages, step
+    from elgan_ray.bench import evaluator, harness, label_maps, ray_stages, step
 
     module = {"evaluator": evaluator, "postprocess": label_maps, "render": label_maps, "step": step, "loader": step}
     module |= {"pretrain_sharing": step, "tune": ray_stages, "ddp": ray_stages, "sweep": ray_stages, "gpu": gpu}

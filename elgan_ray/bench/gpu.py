@@ -8,8 +8,9 @@ from typing import Any
 
 from elgan_ray.bench.harness import Bench
 from elgan_ray.bench.step import step_times
+from elgan_ray.config import AMP_CHOICES
 
-PRECISIONS = ("fp32", "bf16")  # config.AMP_CHOICES
+PRECISIONS = AMP_CHOICES
 FIGURES = ("step_ms", "images_per_s", "tflops", "peak_fraction")  # each measured in both precisions
 KEYS = tuple(f"gpu_{figure}_{amp}" for figure in FIGURES for amp in PRECISIONS)
 KEYS += ("ddp_2_over_1_gpu",)
