@@ -245,9 +245,9 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> dict[str,
     study = read_study(study_dir, evals)
     evals = with_silent_runs(evals, study_dir)
     previews = load_previews(study_dir)
-    ensembles, spread = seed_ensembles(study_dir, evals)
     cost = study_cost(study_dir, results_root, study)
     check_outputs(study_dir, results_root)
+    ensembles, spread = seed_ensembles(study_dir, evals)  # scores every ensemble: last, after the cheap checks
 
     from elgan_ray import plots  # matplotlib only once the inputs are known to be good
 
