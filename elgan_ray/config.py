@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.plain_yaml import load_plain
 
@@ -26,7 +27,8 @@ AMP_CHOICES = ("fp32", "bf16")
 # Bounds of sizes and counts: generous for any real run, far from sizes that exhaust memory. Training size: at
 # most a TuSimple frame; sigma in training pixels; channels: first_conv and growth; levels: of G, each halves the
 # map; blocks: of D; layers: per level or block; widest: first_conv + growth x layers (the paper's G: 608).
-MAX_HEIGHT, MAX_WIDTH, MAX_SIGMA, MAX_BATCH = 720, 1280, 64.0, 1024
+MAX_HEIGHT, MAX_WIDTH = IMAGE_HEIGHT, IMAGE_WIDTH  # a TuSimple frame
+MAX_SIGMA, MAX_BATCH = 64.0, 1024
 MAX_CHANNELS, MAX_LEVELS, MAX_BLOCKS, MAX_LAYERS, MAX_WIDEST = 1024, 10, 16, 64, 4096
 MAX_OVERRIDE_CHARS = 1000  # one key=value on the command line
 

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from elgan_ray import metrics
+from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError, quoted, run_cli
 from elgan_ray.tusimple_json import Label, Prediction, check_bounds, parse_lines, read_bytes, read_fast
 
 DEFAULT_SIZE = (64, 128)  # (H, W): the training size of the `cpu` preset (config.DataConfig)
-MAX_SIZE = (720, 1280)  # a TuSimple frame: --oracle renders no map larger (config.py's MAX_HEIGHT, MAX_WIDTH)
 
 # The official exception texts, quoted in our messages so they can be searched for.
 LOAD_ERROR = "Fail to load json file of the prediction."
@@ -199,8 +199,8 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.isdigit() and len(p) <= 6 and int(p) > 0 for p in parts):
         raise UserError("--size", f"{quoted(text)} is not HxW with positive integers, e.g. 128x256")
     size = int(parts[0]), int(parts[1])
-    if size[0] > MAX_SIZE[0] or size[1] > MAX_SIZE[1]:
-        raise UserError("--size", f"{text} is larger than a TuSimple frame (at most {MAX_SIZE[0]}x{MAX_SIZE[1]})")
+    if size[0] > IMAGE_HEIGHT or size[1] > IMAGE_WIDTH:  # --oracle renders no map larger than a TuSimple frame
+        raise UserError("--size", f"{text} is larger than a TuSimple frame (at most {IMAGE_HEIGHT}x{IMAGE_WIDTH})")
     return size
 
 
