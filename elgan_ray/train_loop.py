@@ -162,9 +162,9 @@ def train(
         )
 
     # The next step's batch is prepared in a background thread while this step runs (batches.Prefetcher).
-    load = partial(batch_of_step, train_set, n_train, batch_size=cfg.optim.batch_size, seed=cfg.seed, rank=rank)
-    load = partial(load, world=world, pin=device.type == "cuda")
-    batches = Prefetcher(lambda step: load(step=step), position.step, enabled=settings.prefetch)
+    load = partial(batch_of_step, train_set, n_train, batch_size=cfg.optim.batch_size, seed=cfg.seed)
+    load = partial(load, rank=rank, world=world, pin=device.type == "cuda")  # load(step): this rank's batch
+    batches = Prefetcher(load, position.step, enabled=settings.prefetch)
 
     # -- the loop ----------------------------------------------------------------------------------
     while position.phase is not None:
