@@ -22,7 +22,7 @@ def test_integer_lanes_score_alike_in_int16_and_float64(monkeypatch, seed):
     """Integer x are compared as int16 against ceil(threshold) - 1: the same counts as |p - g| < threshold."""
     rng = np.random.default_rng(seed)
     images = [random_image(rng) for _ in range(300)]
-    images = [(p, g, h, t) for p, g, h, t in images if metrics._small_integers(np.array(sum(p + g, []), float))]
+    images = [(p, g, h, t) for p, g, h, t in images if metrics._as_small_integers(np.array(sum(p + g, []), float))]
     assert len(images) > 50
     args = [metrics.Ragged.from_lists([im[i] for im in images]) for i in (0, 1)]
     h = metrics.Ragged.from_lists([[im[2]] for im in images])
@@ -31,7 +31,7 @@ def test_integer_lanes_score_alike_in_int16_and_float64(monkeypatch, seed):
         fast = metrics.bench_ragged(*args)
     except metrics.LaneFormatError as error:
         fast = error.index
-    monkeypatch.setattr(metrics, "_small_integers", lambda *arrays: False)
+    monkeypatch.setattr(metrics, "_as_small_integers", lambda *arrays: None)
     try:
         plain = metrics.bench_ragged(*args)
     except metrics.LaneFormatError as error:
@@ -42,6 +42,28 @@ def test_integer_lanes_score_alike_in_int16_and_float64(monkeypatch, seed):
             np.testing.assert_array_equal(a, b)
     else:
         assert fast == plain
+
+
+@pytest.mark.parametrize(
+    ("value", "small"),
+    [
+        (16383.0, True),
+        (-16383.0, True),
+        (-0.0, True),
+        (16384.0, False),
+        (-16384.0, False),
+        (-32768.0, False),
+        (70000.0, False),
+        (1e20, False),
+        (1.5, False),
+        (np.nan, False),
+        (np.inf, False),
+        (-np.inf, False),
+    ],
+)
+def test_int16_comparison_only_for_small_integers(value, small):
+    """Beyond +-2**14, a fraction, NaN or inf keeps the float comparison (the cast to int16 would change them)."""
+    assert (metrics._as_small_integers(np.array([3.0, value]), np.array([-2.0])) is not None) is small
 
 
 def files(tmp_path, pred_text=None, gt_text=None):
