@@ -248,9 +248,10 @@ def test_fast_reader_agrees_with_json():
     alphabet += ["1e-400", "-0", "01", "1.", ".5", "\\"]
     alphabet += ['"lanes"', '"run_time"', '"raw_file"', '"h_samples"']
     base = json.dumps({"raw_file": "a.jpg", "lanes": [[1, -2, 3.5], [0.25, 1280]], "run_time": 12, "h_samples": [1]})
-    texts = [base, base.replace("12", "12.5"), base.replace('"a.jpg"', '"a\\u00e9.jpg"')]
+    whole = json.dumps({"raw_file": "a.jpg", "lanes": [[1, -2, 30], [], [1280, 0]], "run_time": 12, "h_samples": [1]})
+    texts = [base, base.replace("12", "12.5"), base.replace('"a.jpg"', '"a\\u00e9.jpg"'), whole]
     for _ in range(4000):
-        text = base
+        text = (base, whole)[int(rng.integers(2))]  # decimals, and whole pixels (read in bulk)
         for _ in range(int(rng.integers(1, 4))):
             i, j = sorted(int(x) for x in rng.integers(0, len(text) + 1, 2))
             text = text[:i] + "".join(rng.choice(alphabet, size=int(rng.integers(0, 3)))) + text[j:]
@@ -272,10 +273,11 @@ def test_fast_reader_agrees_with_json():
         expected = _json_prediction(line)
         if fast is None:
             continue
-        accepted += text not in texts[:3] and "b" not in text
+        accepted += text not in texts[:4] and "b" not in text
         assert expected is not None, text
         raw_file, lane_len, values, run_time = expected
         assert fast.raw_files == [raw_file] and fast.lanes.lane_len.tolist() == lane_len, text
+        assert fast.lanes.per_image.tolist() == [len(lane_len)], text
         assert fast.lanes.values.tolist() == [float(x) for x in values], text  # bit-identical doubles
         assert fast.run_times.tolist() == [float(run_time)], text
     assert accepted > 200  # mutated lines that still read

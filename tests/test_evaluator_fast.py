@@ -66,6 +66,51 @@ def test_int16_comparison_only_for_small_integers(value, small):
     assert (metrics._as_small_integers(np.array([3.0, value]), np.array([-2.0])) is not None) is small
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_whole_pixel_lanes_read_as_json(seed):
+    """The bulk reader of integer lanes gives json's numbers and structure, whatever the spacing and the digits,
+    and declines (None) every other shape of value."""
+    rng = np.random.default_rng(seed)
+    blanks = ["", " ", "\t", "  "]
+    texts, expected = [], []
+    for _ in range(300):
+        lanes = []
+        for _ in range(int(rng.integers(0, 5))):
+            digits = rng.integers(1, 16, int(rng.integers(0, 8)))  # 1 to 15 digits
+            lanes.append([int(rng.integers(0, 10 ** int(d))) * int(rng.choice([1, -1])) for d in digits])
+        blank = lambda: blanks[int(rng.integers(len(blanks)))]  # noqa: E731
+        texts.append(
+            f"{blank()}[{blank()}"
+            + ",".join(
+                f"{blank()}[" + ",".join(f"{blank()}{x}{blank()}" for x in lane) + f"]{blank()}" for lane in lanes
+            )
+            + f"]{blank()}"
+        )
+        assert json.loads(texts[-1]) == lanes
+        expected.append(lanes)
+    texts[0] = "[[-0, 0, -2]]"
+    expected[0] = [[0, 0, -2]]
+    read = tusimple_json._whole_pixel_lanes([t.encode() for t in texts])
+    assert read is not None
+    assert read.per_image.tolist() == [len(lanes) for lanes in expected]
+    assert read.lane_len.tolist() == [len(lane) for lanes in expected for lane in lanes]
+    assert read.values.tolist() == [float(x) for lanes in expected for lane in lanes for x in lane]
+    for other in [
+        "[1]",
+        "5",
+        "[[[1]]]",
+        "[[1.5]]",
+        "[[1e3]]",
+        "[[true]]",
+        '[["1"]]',
+        "[[null]]",
+        "[[1], 2]",
+        "[[1234567890123456]]",
+        "{}",
+    ]:
+        assert tusimple_json._whole_pixel_lanes([b"[[1]]", other.encode(), b"[]"]) is None, other
+
+
 def files(tmp_path, pred_text=None, gt_text=None):
     pred, gt = tmp_path / "pred.json", tmp_path / "gt.json"
     pred.write_text(pred_text or json.dumps({"raw_file": "a", "lanes": [LANE], "run_time": 1}) + "\n")
