@@ -166,68 +166,77 @@ def train(
     load = partial(load, rank=rank, world=world, pin=device.type == "cuda")  # load(step): this rank's batch
     batches = Prefetcher(load, position.step, enabled=settings.prefetch)
 
-    # -- the loop ----------------------------------------------------------------------------------
-    while position.phase is not None:
-        images, labels = batches.get(position.step)  # (b, 3, H, W), (b, 1, H, W) on the CPU
-        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        labels = labels.to(device, non_blocking=True)
-        phase = position.phase
-        if phase == "pretrain_g" or (phase == "gan" and _is_g_step(position.phase_step, cfg)):
-            with_adversary = phase == "gan"
-            step_losses = g_step(g_train, discriminator, opt_g, images, labels, cfg, with_adversary)
-        else:
-            step_losses = d_step(generator, d_train, opt_d, images, labels, cfg)
-        for name, value in step_losses.items():
-            losses[name].append(value)
-        position.step += 1
-        position.phase_step += 1
-
-        if not all(math.isfinite(v) for v in step_losses.values()):
-            # NaN or inf: nothing after this is meaningful. One last evaluation records where it happened
-            # (a diverged D leaves G intact; a diverged G scores what its NaN maps give: nothing).
-            status = "diverged"
-            if rank == 0:
-                mean_losses = {k: float(np.mean(v)) for k, v in losses.items() if v}
-                log.evaluation(position.step, phase, position.phase_step, *evaluate(phase), mean_losses)
-            final = {"accuracy": float("nan")}
-            break
-        if log is not None and position.step % 10 == 0:
-            log.scalars(position.step, {f"train/{k}": v[-1] for k, v in losses.items() if v})
-
-        phase_done = position.phase_step >= _phase_steps(phase, cfg)
-        if position.phase_step % _eval_every(phase, cfg) and not phase_done:
-            continue
-        # -- evaluation, record, checkpoint --------------------------------------------------------
-        mean_losses = {k: float(np.mean(v)) for k, v in losses.items() if v}
-        losses = {k: [] for k in losses}
-        accuracy = float("nan")
-        if rank == 0:
-            validation, health = evaluate(phase)
-            log.evaluation(position.step, phase, position.phase_step, validation, health, mean_losses)
-            final = {**validation.scores[MAIN_POST], "accuracy_basic": validation.scores["basic"]["accuracy"]}
-            final |= {"line_width": validation.line_width, "label_width": validation.label_width}
-            accuracy = final["accuracy"]
-        accuracy = _broadcast(accuracy, world)
-        if phase == "pretrain_g" and cfg.schedule.pretrain_g_patience:
-            if accuracy > position.best_accuracy:
-                position.best_accuracy, position.evals_since_best = accuracy, 0
+    # An exception (a step, or Tune stopping the trial through report) must not leave the batch thread or the
+    # event writer running: Tune reuses trial processes (reuse_actors), and the events recorded so far are kept.
+    try:
+        # -- the loop ----------------------------------------------------------------------------------
+        while position.phase is not None:
+            images, labels = batches.get(position.step)  # (b, 3, H, W), (b, 1, H, W) on the CPU
+            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            labels = labels.to(device, non_blocking=True)
+            phase = position.phase
+            if phase == "pretrain_g" or (phase == "gan" and _is_g_step(position.phase_step, cfg)):
+                with_adversary = phase == "gan"
+                step_losses = g_step(g_train, discriminator, opt_g, images, labels, cfg, with_adversary)
             else:
-                position.evals_since_best += 1
-            phase_done = phase_done or position.evals_since_best >= cfg.schedule.pretrain_g_patience
-        # GAN-phase evaluations so far: the clock a search's scheduler (ASHA) compares trials on.
-        gan_evaluations = -(-position.phase_step // _eval_every(phase, cfg)) if phase == "gan" else 0
-        if phase_done:
-            position.phase, position.phase_step = _next_phase(phase, phases, cfg)
-        if rank == 0 and position.phase is None:  # the final evaluation: its maps are what a seed ensemble averages
-            log.final_maps(validation.maps, val_labels, cfg.eval.threshold, cfg.eval.min_area)
-        if rank == 0:
-            save_checkpoint(out_dir / CHECKPOINT_NAME, _state(generator, discriminator, opt_g, opt_d, position, flat))
-        if report is not None:
-            metrics = {"step": position.step, "phase": phase, "gan_evaluations": gan_evaluations}
-            report(position.step, {**metrics, **final, **mean_losses} if rank == 0 else {})
+                step_losses = d_step(generator, d_train, opt_d, images, labels, cfg)
+            for name, value in step_losses.items():
+                losses[name].append(value)
+            position.step += 1
+            position.phase_step += 1
+
+            if not all(math.isfinite(v) for v in step_losses.values()):
+                # NaN or inf: nothing after this is meaningful. One last evaluation records where it happened
+                # (a diverged D leaves G intact; a diverged G scores what its NaN maps give: nothing).
+                status = "diverged"
+                if rank == 0:
+                    mean_losses = {k: float(np.mean(v)) for k, v in losses.items() if v}
+                    log.evaluation(position.step, phase, position.phase_step, *evaluate(phase), mean_losses)
+                final = {"accuracy": float("nan")}
+                break
+            if log is not None and position.step % 10 == 0:
+                log.scalars(position.step, {f"train/{k}": v[-1] for k, v in losses.items() if v})
+
+            phase_done = position.phase_step >= _phase_steps(phase, cfg)
+            if position.phase_step % _eval_every(phase, cfg) and not phase_done:
+                continue
+            # -- evaluation, record, checkpoint --------------------------------------------------------
+            mean_losses = {k: float(np.mean(v)) for k, v in losses.items() if v}
+            losses = {k: [] for k in losses}
+            accuracy = float("nan")
+            if rank == 0:
+                validation, health = evaluate(phase)
+                log.evaluation(position.step, phase, position.phase_step, validation, health, mean_losses)
+                final = {**validation.scores[MAIN_POST], "accuracy_basic": validation.scores["basic"]["accuracy"]}
+                final |= {"line_width": validation.line_width, "label_width": validation.label_width}
+                accuracy = final["accuracy"]
+            accuracy = _broadcast(accuracy, world)
+            if phase == "pretrain_g" and cfg.schedule.pretrain_g_patience:
+                if accuracy > position.best_accuracy:
+                    position.best_accuracy, position.evals_since_best = accuracy, 0
+                else:
+                    position.evals_since_best += 1
+                phase_done = phase_done or position.evals_since_best >= cfg.schedule.pretrain_g_patience
+            # GAN-phase evaluations so far: the clock a search's scheduler (ASHA) compares trials on.
+            gan_evaluations = -(-position.phase_step // _eval_every(phase, cfg)) if phase == "gan" else 0
+            if phase_done:
+                position.phase, position.phase_step = _next_phase(phase, phases, cfg)
+            if rank == 0 and position.phase is None:  # the final evaluation: its maps are what a seed ensemble averages
+                log.final_maps(validation.maps, val_labels, cfg.eval.threshold, cfg.eval.min_area)
+            if rank == 0:
+                checkpoint = _state(generator, discriminator, opt_g, opt_d, position, flat)
+                save_checkpoint(out_dir / CHECKPOINT_NAME, checkpoint)
+            if report is not None:
+                metrics = {"step": position.step, "phase": phase, "gan_evaluations": gan_evaluations}
+                report(position.step, {**metrics, **final, **mean_losses} if rank == 0 else {})
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+    finally:
+        batches.close()
 
     seconds = time.perf_counter() - started
-    batches.close()
     if log is not None and not final:  # a run resumed after its last step: its result is in the record
         final = {k: v for k, v in (read_evals(out_dir) or [{}])[-1].items() if k not in ("step", "phase", "post")}
     if log is not None:

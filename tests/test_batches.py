@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from elgan_ray.batches import Prefetcher, batch_indices
 from elgan_ray.config import RunSettings
@@ -95,6 +96,28 @@ def test_a_bf16_run_resumes_exactly(tmp_path, tiny_dataset):
         train(cfg, settings(tmp_path, "resumed", tiny_dataset), report=crash_after_fourth_evaluation)
     train(cfg, settings(tmp_path, "resumed", tiny_dataset))
     assert read_evals(tmp_path / "resumed") == read_evals(tmp_path / "whole")
+
+
+def background_threads() -> set[threading.Thread]:
+    """The live threads a run starts: the prefetcher's, and tensorboardX's event writer's."""
+    writer = "_EventLoggerThread"
+    return {t for t in threading.enumerate() if t.name.startswith("elgan-batches") or type(t).__name__ == writer}
+
+
+def test_a_stopped_run_leaves_no_batch_thread_and_keeps_its_events(tmp_path, tiny_dataset):
+    """Tune stops a trial by raising in report and reuses its process: the prefetch thread must end with the run,
+    and the TensorBoard events written so far must reach the disk."""
+
+    def stop(step, metrics):
+        raise Interrupt
+
+    before = background_threads()
+    with pytest.raises(Interrupt) as stopped:  # held, as Ray holds an error it reports: the run's frame lives on
+        train(preset("smoke").with_flat(SHORT), settings(tmp_path, "stopped", tiny_dataset), report=stop)
+    assert background_threads() <= before
+    assert stopped.traceback
+    events = EventAccumulator(str(tmp_path / "stopped"), size_guidance={"scalars": 0}).Reload()
+    assert events.Scalars("val/accuracy")[0].step == SHORT["schedule.eval_every"]
 
 
 def test_bf16_is_refused_where_autocast_cannot_run_it():
