@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import lru_cache
 
 import torch
 
@@ -27,9 +28,13 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int) -> list[int]:
     indices = []
     for position in range(step * batch_size, (step + 1) * batch_size):
         epoch, offset = divmod(position, n)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        indices.append(int(order[offset]))
+        indices.append(_epoch_order(n, seed, epoch)[offset])
     return indices
+
+
+@lru_cache(maxsize=4)  # a batch spans at most two epochs; a prefetch thread and the loop may ask for both
+def _epoch_order(n: int, seed: int, epoch: int) -> tuple[int, ...]:
+    return tuple(torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist())
 
 
 def batch_of_step(
