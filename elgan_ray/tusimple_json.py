@@ -17,7 +17,6 @@ import gc
 import json
 import os
 from dataclasses import dataclass, replace
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -187,30 +186,30 @@ def _decode_lines(lines: list[bytes], kind: type[Prediction] | type[Label]) -> F
     objs = [decode(line) for line in lines]
     raw_lanes = [obj.lanes for obj in objs]
     parts = [_read_lanes(raw_lanes[lo : lo + _CHUNK]) for lo in range(0, len(lines), _CHUNK)]
-    if None in parts:
+    if any(part is None for part in parts):
         return None
     out = FastFile([obj.raw_file for obj in objs], _concat(parts))
     if kind is Prediction:
-        out = replace(out, run_times=np.fromiter([obj.run_time for obj in objs], np.float64, len(objs)))
-        numbers = out.run_times
-    else:
-        row_texts = [bytes(obj.h_samples) for obj in objs]
-        index = {text: i for i, text in enumerate(dict.fromkeys(row_texts))}  # distinct texts, in order
-        rows_of_line = np.fromiter(map(index.__getitem__, row_texts), np.int64, len(row_texts))
-        out = replace(out, rows=_ragged([[_ROWS.decode(t)] for t in index]), rows_of_line=rows_of_line)
-        numbers = out.rows.values
-    return out if _exact(numbers) else None
+        run_times = np.fromiter([obj.run_time for obj in objs], np.float64, len(objs))
+        return replace(out, run_times=run_times) if _exact(run_times) else None
+    row_texts = [bytes(obj.h_samples) for obj in objs]
+    index = {text: i for i, text in enumerate(dict.fromkeys(row_texts))}  # distinct texts, in order
+    rows_of_line = np.fromiter(map(index.__getitem__, row_texts), np.int64, len(row_texts))
+    rows = _exact_ragged([[_ROWS.decode(t)] for t in index])
+    return replace(out, rows=rows, rows_of_line=rows_of_line) if rows is not None else None
 
 
 def _read_lanes(raw_lanes: list[msgspec.Raw]) -> metrics.Ragged | None:
     """Lanes texts as arrays: in bulk if whole pixels, else decoded as lists of lists of numbers (and
     msgspec.ValidationError for any other JSON value); None if a number is not one _exact allows."""
     lanes = _whole_pixel_lanes(raw_lanes)  # integers of at most 15 digits: exact
-    if lanes is None:
-        lanes = _ragged([_LANES.decode(raw) for raw in raw_lanes])
-        if not _exact(lanes.values):
-            return None
-    return lanes
+    return lanes if lanes is not None else _exact_ragged([_LANES.decode(raw) for raw in raw_lanes])
+
+
+def _exact_ragged(images: list[list[list[float]]]) -> metrics.Ragged | None:
+    """msgspec's lists of floats as arrays; None if a number is one _exact leaves to the plain path."""
+    ragged = metrics.Ragged.from_lists(images)
+    return ragged if ragged is not None and _exact(ragged.values) else None
 
 
 def _exact(values: np.ndarray) -> bool:
@@ -277,15 +276,6 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def _ragged(images: list[list[list[float]]]) -> metrics.Ragged:
-    """Lanes of some images as one flat array of values with their lengths (no per-value Python work)."""
-    per_image = np.fromiter(map(len, images), np.int64, len(images))
-    lanes = list(chain.from_iterable(images))
-    lane_len = np.fromiter(map(len, lanes), np.int64, len(lanes))
-    values = np.fromiter(chain.from_iterable(lanes), np.float64, int(lane_len.sum()))
-    return metrics.Ragged(values, lane_len, per_image)
 
 
 def _concat(parts: list[metrics.Ragged]) -> metrics.Ragged:
