@@ -28,7 +28,7 @@ import numpy as np
 from elgan_ray import metrics
 from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError, quoted, run_cli
-from elgan_ray.tusimple_json import Label, Prediction, check_bounds, parse_lines, read_bytes, read_fast
+from elgan_ray.tusimple_json import Label, Prediction, check_bounds, parse_lines, read_bounded, read_bytes, read_fast
 
 DEFAULT_SIZE = (64, 128)  # (H, W): the training size of the `cpu` preset (config.DataConfig)
 
@@ -70,20 +70,20 @@ def score_files(pred_path: str | Path, gt_path: str | Path) -> FileScores:
     Both files are held to the size bounds first (tusimple_json.check_bounds); a label file that cannot be read
     is reported after the prediction file's own errors, as the official reads the predictions first.
     """
-    pred_data = read_bytes(pred_path)
-    check_bounds(pred_path, pred_data)
+    pred_data = read_bounded(pred_path)
     try:
         gt_data = read_bytes(gt_path)
     except UserError:
         gt_data = None  # the plain path reads it again, after the predictions, and reports it there
     if gt_data is not None:
-        check_bounds(gt_path, gt_data)
+        check_bounds(gt_path, gt_data)  # unlike an unreadable file, too long a line is refused before any parsing
         fast = _score_fast(pred_data, gt_data)
         if fast is not None:
             return fast
-    del pred_data, gt_data
-    preds = parse_lines(pred_path, LOAD_ERROR)
-    labels = parse_lines(gt_path, "label line is not valid JSON")
+    preds = parse_lines(pred_path, LOAD_ERROR, pred_data)
+    del pred_data  # the parsed lines are what the plain path holds on to
+    labels = parse_lines(gt_path, "label line is not valid JSON", gt_data)
+    del gt_data
     if len(preds) != len(labels):
         rule = f"{COUNT_ERROR} ({len(preds)} prediction lines, {len(labels)} label lines)"
         raise UserError(pred_path, rule, line=min(len(preds), len(labels)) + 1)

@@ -70,10 +70,17 @@ def check_bounds(path: str | Path, data: bytes) -> None:
         start = last_newline + 1
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """The file's lines as the official `open(f).readlines()` splits them (\\n, \\r\\n and \\r)."""
+def read_bounded(path: str | Path) -> bytes:
+    """The file's bytes, held to both size bounds (read_bytes, check_bounds)."""
     data = read_bytes(path)
     check_bounds(path, data)
+    return data
+
+
+def read_lines(path: str | Path, data: bytes | None = None) -> list[str]:
+    """The file's lines as the official `open(f).readlines()` splits them (\\n, \\r\\n and \\r); `data`: its bytes,
+    if already read and held to the bounds."""
+    data = read_bounded(path) if data is None else data
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -87,9 +94,9 @@ def read_lines(path: str | Path) -> list[str]:
     return lines
 
 
-def parse_lines(path: str | Path, rule: str) -> list[Any]:
-    """Every line parsed as JSON; a blank or broken line is an error naming its number."""
-    lines = read_lines(path)
+def parse_lines(path: str | Path, rule: str, data: bytes | None = None) -> list[Any]:
+    """Every line parsed as JSON; a blank or broken line is an error naming its number (`data` as in read_lines)."""
+    lines = read_lines(path, data)
     loads = json.loads
     # Parsing builds ~10^6 small objects and no cycles; the cyclic GC would rescan them again and again.
     enabled = gc.isenabled()
