@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from elgan_ray.config import RunSettings, TrainConfig
-from elgan_ray.run_log import read_status
+from elgan_ray.run_status import read_status
 from elgan_ray.study_layout import pretrain_root
 
 STALE_LOCK_SECONDS = 300  # a lock not refreshed for this long belongs to a dead process

@@ -21,6 +21,7 @@ from elgan_ray import study_layout
 from elgan_ray.config import LOSS_CHOICES, MAX_HEIGHT, MAX_WIDTH
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.files import check_writable, read_npz
+from elgan_ray.run_status import read_status
 from elgan_ray.study_frame import HEALTH
 from elgan_ray.study_spec import METRIC_NAMES, POSTS, RESOURCE_RANGES, is_finite_number, resource_rule
 from elgan_ray.tables import STATUSES
@@ -141,11 +142,9 @@ def read_run_record(path: Path) -> tuple[dict[str, Any], str]:
     if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < MAX_SEED):
         rule = f"must be a whole number {_range_text(MAX_SEED - 1)}, got {quoted(seed)}"
         raise UserError(path, rule, key="config.seed")
-    status_path = path.parent / study_layout.STATUS_FILE
-    if not status_path.exists():
-        return run, "running"
-    status = read_json_object(status_path).get("status", "failed")
+    status = read_status(path.parent)["status"]
     if status not in STATUSES:
+        status_path = path.parent / study_layout.STATUS_FILE
         raise UserError(status_path, f"must be one of {', '.join(STATUSES)}, got {quoted(status)}", key="status")
     return run, status
 

@@ -21,10 +21,10 @@ from tensorboardX.summary import hparams as hparams_summary
 
 from elgan_ray.errors import UserError
 from elgan_ray.files import atomic_write_bytes, atomic_write_text
+from elgan_ray.run_status import write_status
 from elgan_ray.val_maps import VAL_MAPS_NAME, encode
 
 EVALS_NAME = "evals.jsonl"
-STATUS_NAME = "status.json"
 PREVIEW_NAME = "preview.npz"
 MAIN_POST = "basic++"  # the post-processing whose accuracy is a run's headline metric
 
@@ -72,27 +72,9 @@ def _eval_row(path: Path, n: int, line: bytes) -> dict[str, Any]:
     return row
 
 
-def read_status(out_dir: str | Path) -> dict[str, Any]:
-    """status.json of a run ({"status": "running"} while there is none); a damaged one is a UserError."""
-    path = Path(out_dir) / STATUS_NAME
-    if not path.exists():
-        return {"status": "running"}
-    try:
-        status = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise UserError(path, "not a readable status record (JSON)") from None
-    if not isinstance(status, dict) or not isinstance(status.get("status"), str):
-        raise UserError(path, "a status record is a JSON object with a 'status' text")
-    return status
-
-
 def json_safe(record: dict[str, Any]) -> dict[str, Any]:
     """The record with NaN and infinities as None: JSON has no such numbers (json.dumps would write NaN)."""
     return {k: _json_number(v) for k, v in record.items()}
-
-
-def write_status(out_dir: str | Path, status: dict[str, Any]) -> None:
-    atomic_write_text(Path(out_dir) / STATUS_NAME, json.dumps(status, indent=1, sort_keys=True) + "\n")
 
 
 class RunLog:

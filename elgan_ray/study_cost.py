@@ -20,6 +20,7 @@ from typing import Any
 from elgan_ray import study_layout
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.report_inputs import read_json_object
+from elgan_ray.run_status import read_status
 from elgan_ray.study_spec import is_finite_number
 
 SECONDS_PER_HOUR = 3600.0
@@ -65,12 +66,12 @@ def study_cost(study_dir: Path, results_root: Path, study: dict[str, Any]) -> St
     """The cost of one study folder's runs (study: its checked study.json, report_inputs.read_study_record)."""
     seconds, pretrains = [], set()
     for path in study_layout.run_files(study_dir, study_layout.RUN_FILE):
-        seconds.append(_train_seconds(path.parent / study_layout.STATUS_FILE))
+        seconds.append(_train_seconds(path.parent))
         pid = read_json_object(path).get("pretrain_id")
         if isinstance(pid, str) and pid:
             pretrains.add(pid)
     root = study_layout.pretrain_root(results_root)
-    seconds += [_train_seconds(root / pid / study_layout.STATUS_FILE) for pid in sorted(pretrains)]
+    seconds += [_train_seconds(root / pid) for pid in sorted(pretrains)]
     timed = [s for s in seconds if s is not None]
     total = sum(timed)
     held = trial_resources(study)
@@ -78,11 +79,10 @@ def study_cost(study_dir: Path, results_root: Path, study: dict[str, Any]) -> St
     return StudyCost(len(timed), len(seconds) - len(timed), total, cpu_hours, gpu_hours, study.get("wall_s"))
 
 
-def _train_seconds(status_path: Path) -> float | None:
-    """A run's train_seconds (None without a status or without a time); a UserError when it is no time."""
-    if not status_path.exists():
-        return None
-    value = read_json_object(status_path).get("train_seconds")
+def _train_seconds(run_dir: Path) -> float | None:
+    """A run's train_seconds (None while it runs, or without a time); a UserError when it is no time."""
+    value = read_status(run_dir).get("train_seconds")
     if value is not None and not (is_finite_number(value) and value >= 0):
-        raise UserError(status_path, f"must be a number of seconds >= 0, got {quoted(value)}", key="train_seconds")
+        rule = f"must be a number of seconds >= 0, got {quoted(value)}"
+        raise UserError(run_dir / study_layout.STATUS_FILE, rule, key="train_seconds")
     return value

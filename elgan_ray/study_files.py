@@ -17,7 +17,8 @@ import pandas as pd
 
 from elgan_ray import study_layout
 from elgan_ray.files import atomic_write_text
-from elgan_ray.run_log import EVALS_NAME, PREVIEW_NAME, read_evals, read_status
+from elgan_ray.run_log import EVALS_NAME, PREVIEW_NAME, read_evals
+from elgan_ray.run_status import read_status
 from elgan_ray.trial_plan import BASELINE, CONTROL, GAN, LAMBDA_KEY, is_adversary_key
 from elgan_ray.val_maps import VAL_MAPS_NAME
 

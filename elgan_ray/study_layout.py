@@ -17,10 +17,10 @@
     ensemble.csv, ensemble.png
                             the report (report.py, plots.py, ensemble.py)
 
-A run folder's own files are named by the modules that write them: run_log.py (evals.jsonl, status.json,
-preview.npz), val_maps.py (val_maps.npz) and checkpoint.py (checkpoint.pt). Tune's and Train's folders are their
-records, not ours: the report reads evals.csv, study.json and runs/ only. Paths only, no I/O and no heavy imports,
-so that the report can use this module without torch, Ray or TensorBoard.
+A run folder's own files are named by the modules that write them: run_log.py (evals.jsonl, preview.npz),
+run_status.py (status.json), val_maps.py (val_maps.npz) and checkpoint.py (checkpoint.pt). Tune's and Train's
+folders are their records, not ours: the report reads evals.csv, study.json and runs/ only. Paths only, no I/O and
+no heavy imports, so that the report can use this module without torch, Ray or TensorBoard.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ RUNS_DIR = "runs"
 RUN_FILE = "run.json"
 TB_DIR = "tb"
 # Files of a run folder that the report reads without importing their writers (run_log.py pulls in tensorboardX):
-# the names are run_log's STATUS_NAME and PREVIEW_NAME and val_maps' VAL_MAPS_NAME; tests/test_study_layout.py
+# the names are run_status' STATUS_NAME, run_log's PREVIEW_NAME and val_maps' VAL_MAPS_NAME; tests/test_study_layout.py
 # checks that they agree.
 STATUS_FILE = "status.json"
 PREVIEW_FILE = "preview.npz"

@@ -23,7 +23,8 @@ from elgan_ray.checkpoint import CHECKPOINT_NAME
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.gpu_check import require_cuda
 from elgan_ray.pretrain import data_identity, ensure_pretrained, pretrain_id
-from elgan_ray.run_log import read_evals, read_status, write_status
+from elgan_ray.run_log import read_evals
+from elgan_ray.run_status import read_status, write_status
 from elgan_ray.search_space import PLAN_KEY, plan_space, to_param_space
 from elgan_ray.study_files import run_name, write_run_file
 from elgan_ray.study_scheduler import tune_scheduler

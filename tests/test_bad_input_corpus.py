@@ -1008,6 +1008,9 @@ REPORT_CASES = {
     "health-infinite": (evals_column("d_acc_real", ["0.5", "inf"]), "key 'd_acc_real'"),
     "role-unknown": (evals_column("role", ["gan", "judge"]), "key 'role'"),
     "status-json-weird": (lambda s: run_folder(s, {"status": "weird"}), "status.json"),
+    # one status reader for the loop, Tune and the report (run_status.py): a record without a status is refused,
+    # not read as `failed`
+    "status-json-without-status": (lambda s: run_folder(s, {"train_seconds": 3.0}), "status.json"),
     "run-json-not-json": (lambda s: write(s / "runs" / "x" / "run.json", "{oops"), "run.json"),
     "run-config-nested": (
         lambda s: write(s / "runs" / "x" / "run.json", '{"trial_id": "t9", "config": {"seed": {"a": 1}}}'),

@@ -12,7 +12,8 @@ from elgan_ray.batches import Prefetcher, batch_indices
 from elgan_ray.config import RunSettings
 from elgan_ray.errors import UserError
 from elgan_ray.presets import preset
-from elgan_ray.run_log import read_evals, read_status
+from elgan_ray.run_log import read_evals
+from elgan_ray.run_status import read_status
 from elgan_ray.train_loop import check_precision, train
 
 SHORT = {"schedule.pretrain_g_steps": 6, "schedule.pretrain_d_steps": 4, "schedule.gan_steps": 6}

@@ -16,7 +16,8 @@ from studies import sweep_command, sweep_env, write_study
 from elgan_ray import files, pretrain
 from elgan_ray.checkpoint import save_checkpoint
 from elgan_ray.presets import preset
-from elgan_ray.run_log import read_evals, write_status
+from elgan_ray.run_log import read_evals
+from elgan_ray.run_status import write_status
 
 TRAIN = [sys.executable, "-m", "elgan_ray.train", "--preset", "smoke"]
 

@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 from elgan_ray import study_layout as layout
-from elgan_ray.run_log import PREVIEW_NAME, STATUS_NAME
+from elgan_ray.run_log import PREVIEW_NAME
+from elgan_ray.run_status import STATUS_NAME
 from elgan_ray.val_maps import VAL_MAPS_NAME
 
 

@@ -143,7 +143,7 @@ def test_a_stopped_trial_is_counted_and_kept_out_of_the_statistics():
 def test_runs_whose_trials_ended_unfinished_are_marked_stopped(tmp_path):
     import json
 
-    from elgan_ray.run_log import read_status, write_status
+    from elgan_ray.run_status import read_status, write_status
     from elgan_ray.tune_runner import mark_stopped
 
     study = tmp_path / "search"

@@ -12,7 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from elgan_ray.config import RunSettings
 from elgan_ray.models import build_discriminator, build_generator
 from elgan_ray.presets import preset
-from elgan_ray.run_log import read_evals, read_status
+from elgan_ray.run_log import read_evals
+from elgan_ray.run_status import read_status
 from elgan_ray.train_loop import d_step, g_step, train
 
 

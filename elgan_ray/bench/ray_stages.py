@@ -109,7 +109,7 @@ def ddp_rates(b: Bench, cfg: Any, gpus_per_worker: float) -> dict[int, float]:
     """Samples/s of cfg's G pre-training on 1 and on 2 Ray Train workers (DDP), from rank 0's train_seconds."""
     from elgan_ray.config import RunSettings
     from elgan_ray.distributed import fit_on_workers
-    from elgan_ray.run_log import read_status
+    from elgan_ray.run_status import read_status
 
     ensure_ray(b)
     rate = {}
@@ -145,7 +145,7 @@ def stage_sweep(b: Bench) -> dict[str, Any]:
 def sweep_numbers(results: Path, concurrency: int) -> dict[str, Any]:
     """Efficiency of a finished stability sweep from its runs' status.json and study.json, and the measured
     compute of its shared pre-trainings against one pre-training per trial."""
-    from elgan_ray.run_log import STATUS_NAME, read_status
+    from elgan_ray.run_status import STATUS_NAME, read_status
 
     study_dir = study_layout.study_dir(results, "stability")
     study = json.loads(study_layout.study_file(study_dir).read_text())
