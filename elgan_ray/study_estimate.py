@@ -62,6 +62,18 @@ def planned_runs(spec: SweepSpec, base: TrainConfig, settings: SweepSettings) ->
     return runs
 
 
+def pretrainings(runs: list[PlannedRun], settings: SweepSettings) -> tuple[list[str], set[str]]:
+    """Each run's generator pre-training (pretrain.pretrain_id), and which of them are already done (cached in
+    <results>/_pretrain/, also by other studies)."""
+    from elgan_ray import study_layout
+    from elgan_ray.pretrain import data_identity, is_finished, pretrain_id
+
+    data = data_identity(settings.data_dir)
+    pids = [pretrain_id(run.cfg, data) for run in runs]
+    root = study_layout.pretrain_root(settings.results_root)
+    return pids, {pid for pid in set(pids) if is_finished(root / pid)}
+
+
 def time_steps(cfg: TrainConfig, settings: SweepSettings, val_frames: int, reps: int = 2) -> Timings:
     """A short timing of each step kind and of one evaluation at cfg, as a trial of these settings runs them."""
     import numpy as np
@@ -138,14 +150,9 @@ def trial_seconds(cfg: TrainConfig, t: Timings) -> float:
 
 def dry_run(spec: SweepSpec, base: TrainConfig, settings: SweepSettings, max_concurrent: int, val_frames: int) -> str:
     """The text `sweep --dry-run` prints: every run, the pre-trainings they share, and the cost estimate."""
-    from elgan_ray import study_layout
-    from elgan_ray.pretrain import data_identity, is_finished, pretrain_id
-
     runs = planned_runs(spec, base, settings)
-    data = data_identity(settings.data_dir)
-    pids = [pretrain_id(run.cfg, data) for run in runs]
+    pids, done = pretrainings(runs, settings)
     shared = {pid: [run for run, p in zip(runs, pids, strict=True) if p == pid] for pid in dict.fromkeys(pids)}
-    done = {pid for pid in shared if is_finished(study_layout.pretrain_root(settings.results_root) / pid)}
     controls = sum(run.role == CONTROL for run in runs)
     lines = [f"runs ({len(runs)}: {controls} controls, {len(runs) - controls} GAN trials)"]
     width = max(len(run.name) for run in runs)

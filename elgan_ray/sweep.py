@@ -32,10 +32,9 @@ from elgan_ray.study_spec import (
     is_search,
     load_spec,
     resource_rule,
-    scientific_points,
 )
 from elgan_ray.sweep_settings import SEED_KEY, SweepSettings
-from elgan_ray.trial_plan import CONTROL, GAN, ROLE_KEY, config_point, grid_plan, search_controls
+from elgan_ray.trial_plan import CONTROL
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -94,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(study_dir, "results of this study exist: pass --resume to continue, or move them away")
     check_outputs(study_dir, results_root)  # the study folder, the report's files, a readable index.csv
     check_writable(study_layout.pretrain_root(results_root), "folder")
-    if args.resume and study_layout.study_file(study_dir).exists():  # --resume keeps the first start time
-        first = read_study_record(study_layout.study_file(study_dir)).get("started")
-        if not isinstance(first, str):
+    first_started = None  # --resume keeps the first start time (and so the study's row in index.csv)
+    if args.resume and study_layout.study_file(study_dir).exists():
+        first_started = read_study_record(study_layout.study_file(study_dir)).get("started")
+        if not isinstance(first_started, str):
             raise UserError(study_layout.study_file(study_dir), "has no start time to resume from", key="started")
     val_frames = None  # of the data's validation split
     if args.data:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         val_frames = min(val_frames or EMBEDDED_SIZES[1], base.data.val_limit or math.inf)  # as train() takes them
         print(dry_run(spec, base, settings, args.max_concurrent, int(val_frames)))
         return 0
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = first_started or datetime.now(timezone.utc).isoformat(timespec="seconds")
     command = "python -m elgan_ray.sweep " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
     record |= {"preset": args.preset, "command": command, "started": started, "finished": None}
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     record["resources"] = resources | {"workers": settings.workers_per_trial}
     from elgan_ray.study_files import gather_evals, write_study_record  # torch (tensorboardX): once all is good
 
-    write_study_record(study_dir, record, keep_started=args.resume)
+    write_study_record(study_dir, record)
 
     from elgan_ray import tune_runner  # Ray is imported only once the inputs are known to be good
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     evals = gather_evals(study_dir, results_root, settings.varying)
     record |= {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     record |= {"wall_s": round(time.perf_counter() - wall, 1)}
-    write_study_record(study_dir, record, keep_started=args.resume)
+    write_study_record(study_dir, record)
     print(f"{len(evals)} evaluation rows -> {study_layout.evals_file(study_dir)}", file=sys.stderr)
 
     from elgan_ray.report import read_evals, write_report
@@ -175,19 +175,13 @@ def main(argv: list[str] | None = None) -> int:
 def describe_plan(spec: SweepSpec, base: TrainConfig, settings: SweepSettings) -> str:
     """One line: how many controls, GAN trials and generator pre-trainings the study runs, and how many of the
     pre-trainings are already done (cached in <results>/_pretrain/, also by other studies)."""
-    from elgan_ray.pretrain import data_identity, is_finished, pretrain_id
+    from elgan_ray.study_estimate import planned_runs, pretrainings
 
-    if is_search(spec):
-        controls, n_gan = search_controls(spec), spec.num_samples * spec.seeds * len(scientific_points(spec))
-    else:
-        plan = grid_plan(spec, base)
-        controls, n_gan = [p for p in plan if p[ROLE_KEY] == CONTROL], sum(p[ROLE_KEY] == GAN for p in plan)
-    data = data_identity(settings.data_dir)
-    pids = {pretrain_id(settings.trial_config(config_point(p)[1]), data) for p in controls}
-    root = study_layout.pretrain_root(settings.results_root)
-    done = sum(is_finished(root / pid) for pid in pids)
-    runs = f"{spec.study}: {len(controls)} controls (lambda 0), {n_gan} GAN trials"
-    return f"{runs}; {len(pids)} generator pre-trainings, {done} of them done"
+    runs = planned_runs(spec, base, settings)
+    pids, done = pretrainings(runs, settings)
+    controls = sum(run.role == CONTROL for run in runs)
+    counts = f"{spec.study}: {controls} controls (lambda 0), {len(runs) - controls} GAN trials"
+    return f"{counts}; {len(set(pids))} generator pre-trainings, {len(done)} of them done"
 
 
 def _first(flag: Any, default: Any) -> Any:
