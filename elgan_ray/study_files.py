@@ -53,12 +53,9 @@ def write_run_file(out_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_text(out_dir / study_layout.RUN_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def write_study_record(study_dir: Path, record: dict[str, Any], keep_started: bool) -> None:
-    """study.json; on --resume the first start time (and so the index row) is kept."""
-    path = study_layout.study_file(study_dir)
-    if keep_started and path.exists():
-        record = record | {"started": json.loads(path.read_text())["started"]}
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+def write_study_record(study_dir: Path, record: dict[str, Any]) -> None:
+    """study.json (the sweep's record of the study: its command, start, end, wall time and resources)."""
+    atomic_write_text(study_layout.study_file(study_dir), json.dumps(record, indent=1) + "\n")
 
 
 def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) -> pd.DataFrame:

@@ -137,8 +137,11 @@ def test_killed_sweep_resumes_with_the_same_rows(tmp_path, tiny_dataset, uninter
     wait_for(lambda: gan_rows_written(broken) > 0)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver's session holds its local Ray: all of it dies
     driver.wait()
+    started = json.loads((broken / "small" / "study.json").read_text())["started"]
 
     run_sweep(study, broken, tiny_dataset, "--resume")
+    assert json.loads((broken / "small" / "study.json").read_text())["started"] == started  # one study, one row
+    assert pd.read_csv(broken / "index.csv")["started"].tolist() == [started]
     resumed = pd.read_csv(broken / "small" / "evals.csv")
     assert not resumed.duplicated(["trial_id", "step", "post"]).any()
     pd.testing.assert_frame_equal(key_columns(resumed), key_columns(uninterrupted_small_sweep))
