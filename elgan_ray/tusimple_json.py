@@ -98,25 +98,24 @@ def parse_lines(path: str | Path, rule: str, data: bytes | None = None) -> list[
     """Every line parsed as JSON; a blank or broken line is an error naming its number (`data` as in read_lines)."""
     lines = read_lines(path, data)
     loads = json.loads
+    parsed = []
     # Parsing builds ~10^6 small objects and no cycles; the cyclic GC would rescan them again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return [loads(line) for line in lines]
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack (the official crashes)
-        pass
+        # One pass, each line parsed at the same stack depth: how deep json may nest depends on that depth.
+        for number, line in enumerate(lines, 1):
+            try:
+                parsed.append(loads(line))
+            except RecursionError:  # nested deeper than Python's stack allows (the official crashes)
+                raise UserError(path, f"{rule} (nested too deeply)", line=number) from None
+            except ValueError as error:
+                reason = "blank line" if not line.strip() else f"not JSON: {getattr(error, 'msg', error)}"
+                raise UserError(path, f"{rule} ({reason})", line=number) from None
     finally:
         if enabled:
             gc.enable()
-    for number, line in enumerate(lines, 1):  # find the line that broke, for the message
-        try:
-            loads(line)
-        except RecursionError:
-            raise UserError(path, f"{rule} (nested too deeply)", line=number) from None
-        except ValueError as error:
-            reason = "blank line" if not line.strip() else f"not JSON: {getattr(error, 'msg', error)}"
-            raise UserError(path, f"{rule} ({reason})", line=number) from None
-    raise AssertionError("unreachable: a line failed to parse and then parsed")
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,7 +125,9 @@ def parse_lines(path: str | Path, rule: str, data: bytes | None = None) -> list[
 # doubles. What it accepts differently goes to the plain path: \r (readlines ends lines there, msgspec does not),
 # bytes that are not UTF-8 (msgspec lets them pass in skipped fields), integers above 2**53 (json keeps them exact,
 # a typed float rounds them). What it refuses and json accepts (NaN and Infinity literals, numbers beyond 1e308,
-# lone surrogate escapes) fails the decode, and goes there too.
+# lone surrogate escapes) fails the decode, and goes there too. So does a file with a line that may nest deeper
+# than MAX_FAST_NESTING: msgspec and json both stop at Python's recursion limit, but not at the same depth, so
+# near it one would accept a line the other refuses (a duplicate key's first value is skipped, never typed).
 #
 # Lanes stay JSON text (msgspec.Raw, checked as JSON but not turned into objects): made into Python numbers and
 # then into an array, they cost three quarters of the reading. Whole-pixel lanes (every label, most predictions)
@@ -177,6 +178,8 @@ def read_fast(data: bytes, kind: type[Prediction] | type[Label]) -> FastFile | N
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
+    if _may_nest_deeply(data, lines):
+        return None
     enabled = gc.isenabled()
     gc.disable()  # decoding makes ~10^5 objects and no cycles: collections would rescan them again and again
     try:
@@ -186,6 +189,22 @@ def read_fast(data: bytes, kind: type[Prediction] | type[Label]) -> FastFile | N
     finally:
         if enabled:
             gc.enable()
+
+
+MAX_FAST_NESTING = 64  # a TuSimple line nests 3 deep and opens 6-8 lists; json's own limit is near 1,000
+_LIST, _OBJECT = np.uint8(ord("[")), np.uint8(ord("{"))
+
+
+def _may_nest_deeply(data: bytes, lines: list[bytes]) -> bool:
+    """Whether some line holds more than MAX_FAST_NESTING opening brackets (in strings too): only such a line can
+    nest deeper than that."""
+    chars = np.frombuffer(data, np.uint8)
+    openers = np.flatnonzero((chars == _LIST) | (chars == _OBJECT))
+    if len(openers) <= MAX_FAST_NESTING:
+        return False
+    line_ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)) + 1)  # + 1: the newline
+    per_line = np.bincount(np.searchsorted(line_ends, openers, side="right"), minlength=len(lines) + 1)
+    return bool(per_line.max() > MAX_FAST_NESTING)
 
 
 def _decode_lines(lines: list[bytes], kind: type[Prediction] | type[Label]) -> FastFile | None:

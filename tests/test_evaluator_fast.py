@@ -5,13 +5,14 @@ line took 17.9 GB; --per-image could overwrite an input)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 from test_metrics import random_image
 
 from elgan_ray import evaluate, metrics, tusimple_json
-from elgan_ray.errors import run_cli
+from elgan_ray.errors import UserError, run_cli
 
 H = list(range(160, 711, 10))
 LANE = [-2] * 10 + list(range(300, 346))
@@ -109,6 +110,29 @@ def test_whole_pixel_lanes_read_as_json(seed):
         "{}",
     ]:
         assert tusimple_json._whole_pixel_lanes([b"[[1]]", other.encode(), b"[]"]) is None, other
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])  # \r\n: the plain path reads every line
+def test_a_line_nested_near_the_recursion_limit_scores_alike_or_is_refused(tmp_path, newline):
+    """msgspec and json stop at Python's recursion limit, at depths a few levels apart, and the plain path's error
+    search once parsed one frame shallower than its first pass (a hostile fuzz found both: a score against a
+    refusal, and an AssertionError). A deep line now goes to the plain path, which parses it once."""
+    limit = sys.getrecursionlimit()
+    gt = json.dumps({"raw_file": "a", "lanes": [LANE], "h_samples": H}) + newline
+    outcomes = set()
+    for depth in range(limit - 60, limit + 5):
+        pred = json.dumps({"raw_file": "a", "lanes": [LANE], "run_time": 1})[:-1]
+        pred += ', "x": ' + "[" * depth + "]" * depth + "}" + newline
+        pred_path, gt_path = tmp_path / "pred.json", tmp_path / "gt.json"
+        pred_path.write_text(pred)
+        gt_path.write_text(gt)
+        assert evaluate._score_fast(pred.encode(), gt.encode()) is None, depth
+        try:
+            outcomes.add(evaluate.score_files(pred_path, gt_path).result[0]["value"])
+        except UserError as error:
+            assert "nested too deeply" in str(error), error
+            outcomes.add("refused")
+    assert outcomes == {1.0, "refused"}  # scored below json's limit, refused beyond it
 
 
 def files(tmp_path, pred_text=None, gt_text=None):
