@@ -168,6 +168,7 @@ def train(
 
     # An exception (a step, or Tune stopping the trial through report) must not leave the batch thread or the
     # event writer running: Tune reuses trial processes (reuse_actors), and the events recorded so far are kept.
+    # The run's own error is the one raised, even if closing the writer fails too.
     try:
         # -- the loop ----------------------------------------------------------------------------------
         while position.phase is not None:
@@ -231,20 +232,25 @@ def train(
                 report(position.step, {**metrics, **final, **mean_losses} if rank == 0 else {})
     except BaseException:
         if log is not None:
-            log.close()
+            with contextlib.suppress(Exception):
+                log.close()
         raise
     finally:
+        seconds = time.perf_counter() - started  # before the prefetch thread's unused batch is waited for
         batches.close()
 
-    seconds = time.perf_counter() - started
-    if log is not None and not final:  # a run resumed after its last step: its result is in the record
-        final = {k: v for k, v in (read_evals(out_dir) or [{}])[-1].items() if k not in ("step", "phase", "post")}
     if log is not None:
-        status_record = {"status": status, "step": position.step, "train_seconds": seconds, "phases": list(phases)}
-        status_record["workers"] = world  # DDP ranks that trained this run (1: no Ray Train)
-        status_record["loader_wait_seconds"] = batches.wait_seconds  # of train_seconds, waiting for batches
-        log.finish(status_record, flat, final)
-        log.close()
+        try:
+            if not final:  # a run resumed after its last step: its result is in the record
+                last_row = (read_evals(out_dir) or [{}])[-1]
+                final = {k: v for k, v in last_row.items() if k not in ("step", "phase", "post")}
+            status_record = {"status": status, "step": position.step, "train_seconds": seconds}
+            status_record["phases"] = list(phases)
+            status_record["workers"] = world  # DDP ranks that trained this run (1: no Ray Train)
+            status_record["loader_wait_seconds"] = batches.wait_seconds  # of train_seconds, waiting for batches
+            log.finish(status_record, flat, final)
+        finally:
+            log.close()
     return RunResult(status, position.step, final, seconds, batches.wait_seconds)
 
 
