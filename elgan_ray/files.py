@@ -1,5 +1,6 @@
 """Atomic writes: a reader, a crash or a concurrent trial never sees a half-written file or folder; and the
-checks at the edges of every command: an output that can be written, an npz input that can be read.
+checks at the edges of every command: an output that can be written, a JSON record or an npz input that can be
+read.
 
 Files and folders written here get the modes an ordinary open() or mkdir() gives them: 0o666 and 0o777
 less the umask (0644 and 0755 under the usual umask 022), so a colleague, TensorBoard or a service can read
@@ -11,6 +12,7 @@ folder on the same host, which recognises it by the owner file inside it.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -19,6 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -175,3 +178,16 @@ def read_npz(path: str | Path, what: str, max_bytes: int) -> dict[str, np.ndarra
             return {name: npz[name] for name in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise UserError(path, f"not {what} ({error.__class__.__name__}: {str(error)[:200]})") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """One JSON object from a file; a UserError when it cannot be read, is not JSON or not an object."""
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise UserError(path, f"cannot be read ({error.strerror or error.__class__.__name__})") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, deep nesting
+        raise UserError(path, f"not valid JSON ({str(error)[:200]})") from None
+    if not isinstance(record, dict):
+        raise UserError(path, "must hold one JSON object")
+    return record

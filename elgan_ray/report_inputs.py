@@ -9,7 +9,6 @@ report behind, nor is found bad only after hours of trials. Pandas and numpy onl
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pandas as pd
 from elgan_ray import study_layout
 from elgan_ray.config import LOSS_CHOICES, MAX_HEIGHT, MAX_WIDTH
 from elgan_ray.errors import UserError, quoted
-from elgan_ray.files import check_writable, read_npz
+from elgan_ray.files import check_writable, read_json_object, read_npz
 from elgan_ray.run_status import read_status
 from elgan_ray.study_frame import HEALTH
 from elgan_ray.study_spec import METRIC_NAMES, POSTS, RESOURCE_RANGES, is_finite_number, resource_rule
@@ -83,19 +82,6 @@ def _first_bad(path: Path, evals: pd.DataFrame, column: str, bad: pd.Series, rul
         value = evals[column].iloc[row]
         value = value.item() if isinstance(value, np.generic) else value  # quoted as 'inf', not np.float64(inf)
         raise UserError(path, f"{rule}, got {quoted(value)}", line=row + 2, key=column)
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """One JSON object from a file; a UserError when it cannot be read, is not JSON or not an object."""
-    try:
-        record = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as error:
-        raise UserError(path, f"cannot be read ({error.strerror or error.__class__.__name__})") from None
-    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, deep nesting
-        raise UserError(path, f"not valid JSON ({str(error)[:200]})") from None
-    if not isinstance(record, dict):
-        raise UserError(path, "must hold one JSON object")
-    return record
 
 
 STUDY_TEXT = ("study", "description", "config_path", "preset", "command", "started", "finished")

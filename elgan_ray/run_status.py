@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from elgan_ray.errors import UserError
-from elgan_ray.files import atomic_write_text
+from elgan_ray.errors import UserError, quoted
+from elgan_ray.files import atomic_write_text, read_json_object
 
 STATUS_NAME = "status.json"
 
@@ -22,12 +22,11 @@ def read_status(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir) / STATUS_NAME
     if not path.exists():
         return {"status": "running"}
-    try:
-        status = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise UserError(path, "not a readable status record (JSON)") from None
-    if not isinstance(status, dict) or not isinstance(status.get("status"), str):
-        raise UserError(path, "a status record is a JSON object with a 'status' text")
+    status = read_json_object(path)
+    if "status" not in status:
+        raise UserError(path, "has no 'status': a status record says how its run ended")
+    if not isinstance(status["status"], str):
+        raise UserError(path, f"must be text, got {quoted(status['status'])}", key="status")
     return status
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from elgan_ray import study_layout
 from elgan_ray.errors import UserError, quoted
-from elgan_ray.report_inputs import read_json_object
+from elgan_ray.files import read_json_object
 from elgan_ray.run_status import read_status
 from elgan_ray.study_spec import is_finite_number
 
