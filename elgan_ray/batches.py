@@ -32,7 +32,8 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int) -> list[int]:
     return indices
 
 
-@lru_cache(maxsize=4)  # a batch spans at most two epochs; a prefetch thread and the loop may ask for both
+@lru_cache(maxsize=4)  # a batch spans one or two epochs (more only if it is larger than the data), asked for by
+# the prefetch thread and the loop
 def _epoch_order(n: int, seed: int, epoch: int) -> tuple[int, ...]:
     return tuple(torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist())
 

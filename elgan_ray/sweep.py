@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     # What each trial holds (per worker, as a study file's resources): the report's CPU- and GPU-hours.
     resources = {"cpu": settings.cpus_per_worker, "gpu": settings.gpus_per_worker}
     record["resources"] = resources | {"workers": settings.workers_per_trial}
-    from elgan_ray.study_files import gather_evals, write_study_record  # torch (tensorboardX): once all is good
+    from elgan_ray.study_files import gather_evals, write_study_record
 
     write_study_record(study_dir, record)
 
