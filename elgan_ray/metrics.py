@@ -23,6 +23,7 @@ MAX_RUN_TIME = 200  # ms; slower images score (0, 0, 1)
 FORMAT_ERROR = "Format of lanes error."  # the official message
 _CHUNK = 1 << 18  # elements per block of work: temporaries of ~2 MiB stay in cache and reuse freed memory
 _NUMBER_TYPES = (int, float, bool)
+EXACT_INTEGERS = 2**53  # float64 holds every integer below this; beyond it, the official int arithmetic differs
 
 
 class LaneFormatError(ValueError):
@@ -145,7 +146,7 @@ def _plain_images(pred_lanes: list, gt_lanes: list, h_samples: list, run_times: 
         pred, gt, rt = pred_lanes[i], gt_lanes[i], run_times[i]
         return (
             type(rt) in _NUMBER_TYPES
-            and (type(rt) is not int or abs(rt) < 2**53)  # float(rt) must be exact for the > 200 test
+            and (type(rt) is not int or abs(rt) < EXACT_INTEGERS)  # float(rt) must be exact for the > 200 test
             and type(pred) is list
             and type(gt) is list
             and type(h_samples[i]) is list
@@ -180,7 +181,7 @@ def _as_numbers(values: list) -> np.ndarray | None:
         return None
     if array.ndim != 1 or array.dtype.kind not in "biuf":
         return None
-    if array.dtype.kind in "iu" and len(array) and np.abs(array).max(initial=0) >= 2**53:
+    if array.dtype.kind in "iu" and len(array) and np.abs(array).max(initial=0) >= EXACT_INTEGERS:
         return None  # beyond float64's integers the official int arithmetic differs: take the careful path
     return array.astype(np.float64, copy=False)
 

@@ -30,7 +30,6 @@ from elgan_ray.errors import UserError
 # 200x longer lines and files 8x the largest real one, and keep any file's parsed size to a few hundred MB.
 MAX_LINE_BYTES = 1 << 20
 MAX_FILE_BYTES = 64 << 20
-EXACT = 2**53  # float64 holds every integer below this; beyond it, the official int arithmetic differs
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -241,7 +240,7 @@ def _exact_ragged(images: list[list[list[float]]]) -> metrics.Ragged | None:
 def _exact(values: np.ndarray) -> bool:
     """False for inf (a huge exponent) or an integer json would keep exact and float64 rounds: the plain path
     decides those."""
-    return not len(values) or np.abs(values).max() < EXACT
+    return not len(values) or np.abs(values).max() < metrics.EXACT_INTEGERS
 
 
 # How _whole_pixel_lanes reads a byte (a bytes.translate table): a digit its value, minus 0 (both inside a
