@@ -30,6 +30,7 @@ AMP_CHOICES = ("fp32", "bf16")
 MAX_HEIGHT, MAX_WIDTH = IMAGE_HEIGHT, IMAGE_WIDTH  # a TuSimple frame
 MAX_SIGMA, MAX_BATCH = 64.0, 1024
 MAX_CHANNELS, MAX_LEVELS, MAX_BLOCKS, MAX_LAYERS, MAX_WIDEST = 1024, 10, 16, 64, 4096
+MAX_LANES = 64  # eval.max_lanes: a TuSimple frame has at most 5
 MAX_OVERRIDE_CHARS = 1000  # one key=value on the command line
 
 
@@ -159,11 +160,15 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     threshold: float = 0.5  # probability above which a pixel is lane marking
-    min_area: int = 0  # smallest connected component kept, in training pixels (0 = post-processing default)
+    # Our post-processing filters, off (0) by default as the paper describes none (postprocess.py): the smallest
+    # connected component kept, in training pixels, and the most lanes kept per frame, the biggest first.
+    min_area: int = 0
+    max_lanes: int = 0
 
     def __post_init__(self) -> None:
         _require(0 < self.threshold < 1, "must be in (0, 1)", "eval.threshold")
-        _require(self.min_area >= 0, "must be >= 0", "eval.min_area")
+        _in_range(self.min_area, 0, MAX_HEIGHT * MAX_WIDTH, "eval.min_area")
+        _in_range(self.max_lanes, 0, MAX_LANES, "eval.max_lanes")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from elgan_ray import study_layout
+from elgan_ray.config import EvalConfig
 from elgan_ray.data.labels import LaneLabel
 from elgan_ray.errors import UserError
 from elgan_ray.study_frame import MAIN_POST, methods, with_groups
@@ -46,18 +47,16 @@ class Spread:
     n_models: int
 
 
-def ensemble_scores(
-    maps_by_seed: Iterable[np.ndarray], labels: list[LaneLabel], threshold: float, min_area: int
-) -> list[dict]:
+def ensemble_scores(maps_by_seed: Iterable[np.ndarray], labels: list[LaneLabel], eval_cfg: EvalConfig) -> list[dict]:
     """Rows n_models, post, accuracy, fp, fn, f1, member_accuracy_mean for ensembles of the first k of
     `maps_by_seed` ((V, H, W) uint8 each, read one at a time), k = 1..n: the mean map of the k is scored."""
     rows, total, member_accuracy = [], None, {}
     for k, maps in enumerate(maps_by_seed, start=1):
         total = maps.astype(np.uint16) if total is None else total + maps  # uint16 holds 257 summed uint8 maps
-        alone = score_maps((frame / LEVELS for frame in maps), labels, threshold, min_area)
+        alone = score_maps((frame / LEVELS for frame in maps), labels, eval_cfg)
         for post, scores in alone.items():
             member_accuracy.setdefault(post, []).append(scores["accuracy"])
-        mean = score_maps((frame / (LEVELS * k) for frame in total), labels, threshold, min_area) if k > 1 else alone
+        mean = score_maps((frame / (LEVELS * k) for frame in total), labels, eval_cfg) if k > 1 else alone
         for post, scores in mean.items():
             rows.append({"n_models": k, "post": post, **scores})
             rows[-1]["member_accuracy_mean"] = float(np.mean(member_accuracy[post]))
@@ -78,7 +77,7 @@ def study_ensembles(study_dir: Path, evals: pd.DataFrame) -> tuple[pd.DataFrame,
         first = read(kept[0][1])
         frames: list[np.ndarray] = []  # each seed's first frames, filled as the seeds' maps are read
         maps = _seeds_maps([path for _, path in kept], first, frames)
-        for row in ensemble_scores(maps, first.labels, first.threshold, first.min_area):
+        for row in ensemble_scores(maps, first.labels, first.eval_cfg):
             row["seeds"] = " ".join(str(seed) for seed, _ in kept[: row["n_models"]])
             rows.append({"group": method, **row})
         stack = np.stack(frames)  # (n, F, H, W)

@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 
 from elgan_ray import metrics
+from elgan_ray.config import TrainConfig
 from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError, quoted, run_cli
 from elgan_ray.tusimple_json import Label, Prediction, check_bounds, parse_lines, read_bounded, read_bytes, read_fast
-
-DEFAULT_SIZE = (64, 128)  # (H, W): the training size of the `cpu` preset (config.DataConfig)
 
 # The official exception texts, quoted in our messages so they can be searched for.
 LOAD_ERROR = "Fail to load json file of the prediction."
@@ -170,8 +169,9 @@ def _take(ragged: metrics.Ragged, images: np.ndarray) -> metrics.Ragged:
     return metrics.Ragged(ragged.values[metrics.concat_ranges(first_value[lanes], lane_len)], lane_len, per_image)
 
 
-def oracle_result(data_dir: str | Path, split: str, post: str, size: tuple[int, int]) -> list[dict]:
-    """Render a split's labels as maps at `size`, post-process them and score them against themselves."""
+def oracle_result(data_dir: str | Path, split: str, post: str, cfg: TrainConfig) -> list[dict]:
+    """Render a split's labels as maps at cfg's training size and label sigma, post-process them as cfg's runs do
+    (threshold and filters, cfg.eval) and score them against themselves: the ceiling of that post-processing."""
     try:  # only --oracle needs cv2 and the label renderer
         from elgan_ray.data.labels import load_split, render_lane_map
         from elgan_ray.postprocess import lanes_from_map
@@ -181,10 +181,11 @@ def oracle_result(data_dir: str | Path, split: str, post: str, size: tuple[int, 
     labels = load_split(data_dir, split, check_images=False)
     if not labels:
         raise UserError(data_dir, f"split '{split}' has no labels")
-    height, width = size
+    height, width, sigma = cfg.data.height, cfg.data.width, cfg.data.sigma
+    kwargs = {"threshold": cfg.eval.threshold, "min_area": cfg.eval.min_area, "max_lanes": cfg.eval.max_lanes}
     preds = [
-        lanes_from_map(render_lane_map(label.lanes, label.h_samples, height, width), label.h_samples, method=post)
-        for label in labels
+        lanes_from_map(render_lane_map(x.lanes, x.h_samples, height, width, sigma), x.h_samples, post, **kwargs)
+        for x in labels
     ]
     acc, fp, fn = metrics.bench_images(
         preds, [x.lanes for x in labels], [x.h_samples for x in labels], [0] * len(labels)
@@ -236,8 +237,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--oracle", metavar="DATA_DIR", help="score the post-processed labels of a split instead")
     parser.add_argument("--split", default="val", help="split for --oracle (default: val)")
     parser.add_argument("--post", default="basic++", choices=("basic", "basic++"), help="post-processing for --oracle")
-    parser.add_argument("--size", default="x".join(map(str, DEFAULT_SIZE)), help="map size HxW for --oracle")
+    oracle = parser.add_argument_group("--oracle's training set-up (default: the cpu preset's; flags override it)")
+    oracle.add_argument("--preset", default="cpu", help="take size, label sigma and eval keys from this preset")
+    oracle.add_argument("--size", help="map size HxW (data.height x data.width)")
+    oracle.add_argument("--sigma", type=float, help="label line width in training pixels (data.sigma)")
+    oracle.add_argument("--min-area", type=int, help="our speck filter in training pixels (eval.min_area; 0: off)")
+    oracle.add_argument("--max-lanes", type=int, help="our cap on lanes per frame (eval.max_lanes; 0: off)")
     return parser
+
+
+def oracle_config(args: argparse.Namespace) -> TrainConfig:
+    """The preset with --size, --sigma, --min-area and --max-lanes over it, each checked as a config key."""
+    from elgan_ray.presets import preset
+
+    flat: dict[str, Any] = {}
+    if args.size is not None:
+        flat["data.height"], flat["data.width"] = parse_size(args.size)
+    for flag, key in (("sigma", "data.sigma"), ("min_area", "eval.min_area"), ("max_lanes", "eval.max_lanes")):
+        if getattr(args, flag) is not None:
+            flat[key] = getattr(args, flag)
+    return preset(args.preset).with_flat(flat, source="--oracle")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,11 +275,13 @@ def _main(argv: list[str] | None) -> int:
     if args.oracle is not None:
         if args.pred or args.gt or args.per_image:
             raise UserError("evaluate", "--oracle takes no prediction or label files")
-        size = parse_size(args.size)  # before the labels are read: a size is refused without any work
-        result = oracle_result(args.oracle, args.split, args.post, size)
+        cfg = oracle_config(args)  # before the labels are read: a bad size or key is refused without any work
+        result = oracle_result(args.oracle, args.split, args.post, cfg)
         print(json.dumps(result))
         if not args.quiet:
-            print(f"oracle ceiling of {args.post} at {args.size}: {summary(result)}", file=sys.stderr)
+            setup = f"{cfg.data.height}x{cfg.data.width}, sigma {cfg.data.sigma:g}"
+            setup += f", min_area {cfg.eval.min_area}, max_lanes {cfg.eval.max_lanes}"
+            print(f"oracle ceiling of {args.post} at {setup}: {summary(result)}", file=sys.stderr)
         return 0
     if args.pred is None or args.gt is None:
         raise UserError("evaluate", "give PRED.json GT.json, or --oracle DATA_DIR")

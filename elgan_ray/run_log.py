@@ -19,6 +19,7 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams as hparams_summary
 
+from elgan_ray.config import EvalConfig
 from elgan_ray.errors import UserError
 from elgan_ray.files import atomic_write_bytes, atomic_write_text
 from elgan_ray.run_status import write_status
@@ -134,10 +135,10 @@ class RunLog:
         )
         atomic_write_bytes(self.out_dir / PREVIEW_NAME, buffer.getvalue())
 
-    def final_maps(self, maps: np.ndarray, labels: list, threshold: float, min_area: int) -> None:
+    def final_maps(self, maps: np.ndarray, labels: list, eval_cfg: EvalConfig) -> None:
         """val_maps.npz: the final evaluation's maps (V, H, W) and what scores them, for the report's seed
         ensembles (val_maps.py has the format)."""
-        atomic_write_bytes(self.out_dir / VAL_MAPS_NAME, encode(maps, labels, threshold, min_area))
+        atomic_write_bytes(self.out_dir / VAL_MAPS_NAME, encode(maps, labels, eval_cfg))
 
     def finish(self, status: dict[str, Any], hparams: dict[str, Any], final: dict[str, float]) -> None:
         """status.json, and the HParams summary that lets TensorBoard compare runs by configuration."""

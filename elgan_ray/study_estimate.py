@@ -104,7 +104,7 @@ def time_steps(cfg: TrainConfig, settings: SweepSettings, val_frames: int, reps:
         lanes = [frame_lanes(rng) for _ in range(POST_MAPS)]
         truth = [LaneLabel("f.jpg", tuple(tuple(x.tolist()) for x in ls), tuple(H_SAMPLES)) for ls in lanes]
         maps = [render_lane_map(ls, H_SAMPLES, *size, sigma=cfg.data.sigma).astype(np.float32) for ls in lanes]
-        scoring = median_time(lambda: score_maps(maps, truth, cfg.eval.threshold, cfg.eval.min_area), 1)
+        scoring = median_time(lambda: score_maps(maps, truth, cfg.eval), 1)
         # D's health figures, on the first HEALTH_FRAMES validation frames as the loop computes them.
         d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
         probe_images = torch.rand(min(val_frames, HEALTH_FRAMES), 3, *size)

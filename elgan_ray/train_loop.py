@@ -153,7 +153,7 @@ def train(
     def evaluate(phase: str) -> tuple[Validation, dict[str, float]]:
         """The validation scores, and D's health figures once D exists (before, they would mean nothing)."""
         maps = predict_maps(generator, val_images, device)  # (V, H, W)
-        validation = validate(maps, val_images, val_maps, val_labels, cfg.eval.threshold, cfg.eval.min_area)
+        validation = validate(maps, val_images, val_maps, val_labels, cfg.eval)
         if phase == "pretrain_g":
             return validation, {}
         predictions = torch.from_numpy(maps)[:, None]  # (V, 1, H, W)
@@ -223,7 +223,7 @@ def train(
             if phase_done:
                 position.phase, position.phase_step = _next_phase(phase, phases, cfg)
             if rank == 0 and position.phase is None:  # the final evaluation: its maps are what a seed ensemble averages
-                log.final_maps(validation.maps, val_labels, cfg.eval.threshold, cfg.eval.min_area)
+                log.final_maps(validation.maps, val_labels, cfg.eval)
             if rank == 0:
                 checkpoint = _state(generator, discriminator, opt_g, opt_d, position, flat)
                 save_checkpoint(out_dir / CHECKPOINT_NAME, checkpoint)

@@ -8,7 +8,9 @@ needs, so the report needs neither the dataset folder nor torch:
               threshold a stored map post-processes as the run's own did
   labels      the frames' labels as JSON text: [{"raw_file", "lanes", "h_samples"}, ...], TuSimple's own fields,
               in the order of `maps`
-  threshold, min_area   the run's eval.threshold and eval.min_area, so the report post-processes as the run did
+  threshold, min_area, max_lanes   the run's eval keys, so the report post-processes as the run did. A file
+              without max_lanes was written when our filters were always on (min_area 0 then meant 10, and at
+              most 4 lanes were kept): `read` gives it those values, so it still scores as its run did
 numpy and cv2 only (postprocess.py); no torch, no Ray.
 """
 
@@ -22,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from elgan_ray.config import EvalConfig
 from elgan_ray.data.labels import LaneLabel
 from elgan_ray.errors import UserError
 from elgan_ray.files import read_npz
 from elgan_ray.metrics import score_predictions
-from elgan_ray.postprocess import POSTPROCESSORS, lanes_from_map
+from elgan_ray.postprocess import OUR_MAX_LANES, OUR_MIN_AREA, POSTPROCESSORS, lanes_from_map
 
 VAL_MAPS_NAME = "val_maps.npz"
 LEVELS = 255  # uint8 quantisation: p -> ceil(p * LEVELS - 0.5)
@@ -40,17 +43,16 @@ class StoredMaps:
 
     maps: np.ndarray  # (V, H, W) uint8
     labels: list[LaneLabel]
-    threshold: float
-    min_area: int
+    eval_cfg: EvalConfig  # the threshold and filters the run post-processed with
 
 
 def score_maps(
-    maps: Iterable[np.ndarray], labels: list[LaneLabel], threshold: float, min_area: int
+    maps: Iterable[np.ndarray], labels: list[LaneLabel], eval_cfg: EvalConfig
 ) -> dict[str, dict[str, float]]:
-    """post -> {accuracy, fp, fn, f1}: each (H, W) probability map post-processed with every post-processing and
-    scored with the official TuSimple rules. `maps` is read once, in order (a generator of maps will do); a
-    min_area of 0 means the post-processing's default."""
-    kwargs = {"threshold": threshold} | ({"min_area": min_area} if min_area else {})
+    """post-processing -> {accuracy, fp, fn, f1}: each (H, W) probability map post-processed with every
+    post-processing (at its threshold, with its filters: postprocess.py) and scored with the official TuSimple
+    rules. `maps` is read once, in order (a generator of maps will do)."""
+    kwargs = {"threshold": eval_cfg.threshold, "min_area": eval_cfg.min_area, "max_lanes": eval_cfg.max_lanes}
     lanes: dict[str, list] = {post: [] for post in POSTPROCESSORS}
     for prob, label in zip(maps, labels, strict=True):
         for post in POSTPROCESSORS:
@@ -69,7 +71,7 @@ def quantise(maps: np.ndarray) -> np.ndarray:
     return np.ceil(p * LEVELS - 0.5).astype(np.uint8)
 
 
-def encode(maps: np.ndarray, labels: list[LaneLabel], threshold: float, min_area: int) -> bytes:
+def encode(maps: np.ndarray, labels: list[LaneLabel], eval_cfg: EvalConfig) -> bytes:
     """The bytes of val_maps.npz for float maps (V, H, W) and the labels of their frames."""
     if len(maps) != len(labels):
         raise ValueError(f"{len(maps)} maps for {len(labels)} labels")
@@ -82,8 +84,9 @@ def encode(maps: np.ndarray, labels: list[LaneLabel], threshold: float, min_area
         buffer,
         maps=quantise(maps),
         labels=np.array(json.dumps(records)),  # a unicode scalar: loads without pickle
-        threshold=np.float64(threshold),
-        min_area=np.int64(min_area),
+        threshold=np.float64(eval_cfg.threshold),
+        min_area=np.int64(eval_cfg.min_area),
+        max_lanes=np.int64(eval_cfg.max_lanes),
     )
     return buffer.getvalue()
 
@@ -95,10 +98,18 @@ def read(path: str | Path) -> StoredMaps:
     try:
         maps, text = arrays["maps"], str(arrays["labels"])
         threshold, min_area = float(arrays["threshold"]), int(arrays["min_area"])
+        if "max_lanes" in arrays:
+            max_lanes = int(arrays["max_lanes"])
+        else:  # written while our filters were always on (see the module docstring)
+            min_area, max_lanes = min_area or OUR_MIN_AREA, OUR_MAX_LANES
         records = json.loads(text)
         labels = [LaneLabel(r["raw_file"], tuple(map(tuple, r["lanes"])), tuple(r["h_samples"])) for r in records]
     except (ValueError, KeyError, TypeError) as error:
         raise UserError(path, f"not a run's validation maps ({error.__class__.__name__}: {error})") from None
     if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != len(labels):
         raise UserError(path, "maps must be (V, H, W) uint8, one per label")
-    return StoredMaps(maps, labels, threshold, min_area)
+    try:
+        eval_cfg = EvalConfig(threshold, min_area, max_lanes)
+    except ValueError as error:
+        raise UserError(path, f"not a run's validation maps ({error})") from None
+    return StoredMaps(maps, labels, eval_cfg)

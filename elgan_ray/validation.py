@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from elgan_ray.config import EvalConfig
 from elgan_ray.data.labels import LaneLabel
 from elgan_ray.losses import lane_probability
 from elgan_ray.val_maps import score_maps
@@ -57,16 +58,15 @@ def validate(
     images: torch.Tensor,
     label_maps: torch.Tensor,
     labels: list[LaneLabel],
-    threshold: float,
-    min_area: int,
+    eval_cfg: EvalConfig,
 ) -> Validation:
     """Score a generator's maps (N, H, W) of validation frames (N, 3, H, W) with every post-processing."""
-    scores = score_maps(maps, labels, threshold, min_area)
+    scores = score_maps(maps, labels, eval_cfg)
     label_np = label_maps[:, 0].numpy()  # (N, H, W)
     n = min(PREVIEW_FRAMES, len(maps))
     return Validation(
         scores=scores,
-        line_width=mean_line_width(maps, threshold),
+        line_width=mean_line_width(maps, eval_cfg.threshold),
         label_width=mean_line_width(label_np, 0.5),
         preview_image=(images[:n].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8),
         preview_label=label_np[:n].astype(np.float32),

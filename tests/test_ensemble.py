@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from elgan_ray import val_maps
+from elgan_ray.config import EvalConfig
 from elgan_ray.data.labels import H_SAMPLES, LaneLabel, render_lane_map
 from elgan_ray.ensemble import COLUMNS, ensemble_scores, most_accurate, study_ensembles
 from elgan_ray.errors import UserError
 from elgan_ray.metrics import score_predictions
-from elgan_ray.postprocess import lanes_from_map
+from elgan_ray.postprocess import OUR_MAX_LANES, OUR_MIN_AREA, lanes_from_map
 
 H, W = 64, 128
 X0 = (300, 560, 820, 1080)  # four straight lanes, x at the bottom row
@@ -43,7 +47,7 @@ def _score(maps: np.ndarray, labels: list[LaneLabel], post: str) -> float:
 def test_ensembles_of_one_to_n_seeds_are_the_mean_maps_scored():
     labels = _labels()
     seeds = [_maps(labels, missing) for missing in (0, 1, 2)]  # each seed misses a different lane
-    rows = ensemble_scores(iter(seeds), labels, threshold=0.5, min_area=0)
+    rows = ensemble_scores(iter(seeds), labels, EvalConfig())
     assert [(r["n_models"], r["post"]) for r in rows] == [(k, p) for k in (1, 2, 3) for p in ("basic", "basic++")]
     for row in rows:
         k, post = row["n_models"], row["post"]
@@ -59,15 +63,30 @@ def test_ensembles_of_one_to_n_seeds_are_the_mean_maps_scored():
     assert by[3, "basic++"]["member_accuracy_mean"] < perfect
 
 
+def test_a_maps_file_from_before_the_filters_were_keys_scores_as_its_run_did(tmp_path):
+    labels = _labels(2)
+    maps = np.stack([render_lane_map(x.lanes, x.h_samples, H, W) for x in labels]).astype(np.float32)
+    buffer = io.BytesIO()  # the old format: no max_lanes, and min_area 0 stood for our filter's 10
+    records = [
+        {"raw_file": x.raw_file, "lanes": [list(v) for v in x.lanes], "h_samples": list(x.h_samples)} for x in labels
+    ]
+    arrays = {"maps": val_maps.quantise(maps), "labels": np.array(json.dumps(records)), "threshold": np.float64(0.5)}
+    np.savez_compressed(buffer, min_area=np.int64(0), **arrays)
+    path = tmp_path / val_maps.VAL_MAPS_NAME
+    path.write_bytes(buffer.getvalue())
+    stored = val_maps.read(path)
+    assert stored.eval_cfg == EvalConfig(threshold=0.5, min_area=OUR_MIN_AREA, max_lanes=OUR_MAX_LANES)
+
+
 def test_maps_file_round_trip_keeps_what_scoring_needs(tmp_path):
     labels = _labels(2)
     maps = np.stack([render_lane_map(x.lanes, x.h_samples, H, W) for x in labels]).astype(np.float32)
     maps[0, 0, 0] = np.nan  # a diverged generator's map: stored as 0
     maps[0, 0, 1:4] = [0.5, np.nextafter(np.float32(0.5), np.float32(1)), 1.0]  # at, just above the threshold
     path = tmp_path / val_maps.VAL_MAPS_NAME
-    path.write_bytes(val_maps.encode(maps, labels, threshold=0.4, min_area=7))
+    path.write_bytes(val_maps.encode(maps, labels, EvalConfig(threshold=0.4, min_area=7, max_lanes=3)))
     stored = val_maps.read(path)
-    assert stored.labels == labels and (stored.threshold, stored.min_area) == (0.4, 7)
+    assert stored.labels == labels and stored.eval_cfg == EvalConfig(threshold=0.4, min_area=7, max_lanes=3)
     assert stored.maps.dtype == np.uint8 and list(stored.maps[0, 0, :4]) == [0, 127, 128, 255]
     assert np.array_equal(stored.maps / 255 > 0.5, maps > 0.5)  # thresholded as the run's own maps were
     assert np.abs(stored.maps / 255 - np.nan_to_num(maps)).max() <= 0.5 / 255 + 1e-7
@@ -89,7 +108,7 @@ def _study(tmp_path, statuses: dict[str, list[str]]) -> tuple:
             run = tmp_path / "runs" / name
             run.mkdir(parents=True)
             (run / val_maps.VAL_MAPS_NAME).write_bytes(
-                val_maps.encode(_maps(labels, seed % 4) / 255, labels, threshold=0.5, min_area=0)
+                val_maps.encode(_maps(labels, seed % 4) / 255, labels, EvalConfig())
             )
             maps = _maps(labels, seed % 4)
             image = np.zeros((len(labels), H, W, 3), np.uint8)
@@ -129,7 +148,7 @@ def test_runs_of_other_frames_are_refused(tmp_path):
     evals, _ = _study(tmp_path, {"control": ["ok", "ok"], "g=emb,d=ce": ["ok"]})
     other = _labels(3)
     (tmp_path / "runs" / "control,seed=1" / val_maps.VAL_MAPS_NAME).write_bytes(
-        val_maps.encode(_maps(other, 0) / 255, other, threshold=0.5, min_area=0)
+        val_maps.encode(_maps(other, 0) / 255, other, EvalConfig())
     )
     with pytest.raises(UserError, match="an ensemble averages maps of one set"):
         study_ensembles(tmp_path, evals)

@@ -55,12 +55,17 @@ def test_separate_lanes_are_the_same_in_both():
     assert len(lanes_from_map(prob, H56)) == 2
 
 
-def test_specks_are_dropped_and_lanes_capped():
+def test_by_default_every_component_is_a_lane_and_our_filters_drop_specks_and_cap_lanes():
     prob = draw(128, 256, [((20 + 40 * i, 40), (20 + 40 * i, 127)) for i in range(6)])  # six lanes
-    prob[60, 250] = 1.0  # a one-pixel speck
-    lanes = lanes_from_map(prob, H56)
-    assert len(lanes) == postprocess.DEFAULT_MAX_LANES
-    assert len(lanes_from_map(prob, H56, max_lanes=6)) == 6
+    prob[sample_rows(H56, 128)[20], 250] = 1.0  # a one-pixel speck on a sampled row
+    for method in postprocess.POSTPROCESSORS:
+        assert len(lanes_from_map(prob, H56, method)) == 7  # the paper's post-processing: the speck is a lane
+        filtered = lanes_from_map(prob, H56, method, min_area=postprocess.OUR_MIN_AREA)
+        assert len(filtered) == 6
+        capped = lanes_from_map(
+            prob, H56, method, min_area=postprocess.OUR_MIN_AREA, max_lanes=postprocess.OUR_MAX_LANES
+        )
+        assert len(capped) == postprocess.OUR_MAX_LANES
     assert lanes_from_map(np.zeros((128, 256)), H56) == []
 
 
@@ -103,3 +108,27 @@ def test_oracle_ceiling_on_a_tiny_synthetic_split(tmp_path, capsys):
         values[post] = result[0]["value"]
     assert values["basic++"] >= values["basic"]
     assert values["basic++"] >= 0.9
+
+
+def test_oracle_takes_its_set_up_from_a_preset_and_flags(tmp_path, capsys):
+    synthetic = pytest.importorskip("elgan_ray.data.synthetic")
+    from elgan_ray import evaluate
+    from elgan_ray.errors import run_cli
+
+    data = str(tmp_path / "data")
+    synthetic.write_synthetic_dataset(data, 2, 12, 1, seed=0, progress=False)
+
+    def basic(*flags: str) -> tuple[float, str]:
+        assert run_cli(evaluate.main, ["--oracle", data, "--post", "basic", *flags]) == 0
+        captured = capsys.readouterr()
+        return json.loads(captured.out)[0]["value"], captured.err
+
+    wide, err = basic("--preset", "smoke", "--sigma", "2")
+    assert "at 64x128, sigma 2, min_area 0, max_lanes 0:" in err  # the smoke preset's size, the flag's sigma
+    thin, err = basic("--size", "64x128", "--sigma", "0.5", "--min-area", "10", "--max-lanes", "4")
+    assert "sigma 0.5, min_area 10, max_lanes 4" in err
+    assert thin > wide  # thin labels leave basic fewer merged lanes near the horizon
+    assert run_cli(evaluate.main, ["--oracle", data, "--sigma", "0"]) == 2
+    assert "data.sigma" in capsys.readouterr().err
+    assert run_cli(evaluate.main, ["--oracle", data, "--max-lanes", "-1"]) == 2
+    assert "eval.max_lanes" in capsys.readouterr().err
