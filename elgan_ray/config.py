@@ -17,7 +17,6 @@ from typing import Any
 
 import yaml
 
-from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.plain_yaml import load_plain
 
@@ -27,11 +26,31 @@ AMP_CHOICES = ("fp32", "bf16")
 # Bounds of sizes and counts: generous for any real run, far from sizes that exhaust memory. Training size: at
 # most a TuSimple frame; sigma in training pixels; channels: first_conv and growth; levels: of G, each halves the
 # map; blocks: of D; layers: per level or block; widest: first_conv + growth x layers (the paper's G: 608).
-MAX_HEIGHT, MAX_WIDTH = IMAGE_HEIGHT, IMAGE_WIDTH  # a TuSimple frame
+IMAGE_HEIGHT, IMAGE_WIDTH = 720, 1280  # a TuSimple frame; labels are in its pixel coordinates
+MAX_HEIGHT, MAX_WIDTH = IMAGE_HEIGHT, IMAGE_WIDTH
+MAX_SEED = 2**32  # seeds are in [0, MAX_SEED): numpy takes no more
 MAX_SIGMA, MAX_BATCH = 64.0, 1024
 MAX_CHANNELS, MAX_LEVELS, MAX_BLOCKS, MAX_LAYERS, MAX_WIDEST = 1024, 10, 16, 64, 4096
 MAX_LANES = 64  # eval.max_lanes: a TuSimple frame has at most 5
 MAX_OVERRIDE_CHARS = 1000  # one key=value on the command line
+
+
+# Keys that fix what a pre-trained generator is: a GAN trial may start from a pre-training only if these match.
+PRETRAIN_KEYS_PREFIXES = (
+    "seed",
+    "data.",
+    "generator.",
+    "eval.",
+    "optim.batch_size",
+    "optim.lr_g",
+    "optim.weight_decay",
+)
+PRETRAIN_KEYS_EXACT = ("schedule.pretrain_g_steps", "schedule.pretrain_g_patience", "schedule.eval_every", "optim.amp")
+
+
+def pretrain_keys(flat: dict[str, Any]) -> list[str]:
+    """The flat config keys that determine a generator pre-training."""
+    return sorted(k for k in flat if k.startswith(PRETRAIN_KEYS_PREFIXES) or k in PRETRAIN_KEYS_EXACT)
 
 
 @dataclass(frozen=True)
@@ -184,7 +203,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # One seed seeds Python, numpy and torch; numpy takes seeds in [0, 2**32).
-        _require(0 <= self.seed < 2**32, "must be in [0, 2**32)", "seed")
+        _require(0 <= self.seed < MAX_SEED, "must be in [0, 2**32)", "seed")
         n_blocks = len(self.discriminator.block_layers)
         _require(
             self.loss.emb_block <= n_blocks,

@@ -671,8 +671,8 @@ def resaved(checkpoint, change):
 )
 def test_a_checkpoint_whose_config_matches_but_contents_do_not_is_refused(trained, tmp_path, change):
     """Issue 13, defect 9: the structure is checked on load (here through the loader the training loop uses)."""
-    from elgan_ray.checkpoint import load_checkpoint
     from elgan_ray.errors import UserError
+    from elgan_ray.train.checkpoint import load_checkpoint
 
     out = smoke_checkpoint(trained, tmp_path)
     state = load_checkpoint(out / "checkpoint.pt")
@@ -685,8 +685,8 @@ def test_the_checkpoint_check_knows_the_position_fields():
     """checkpoint.py names the fields of train_loop.Position (it cannot import it): the two must agree."""
     import dataclasses
 
-    from elgan_ray.checkpoint import POSITION_FIELDS
-    from elgan_ray.train_loop import Position
+    from elgan_ray.train.checkpoint import POSITION_FIELDS
+    from elgan_ray.train.loop import Position
 
     assert {f.name for f in dataclasses.fields(Position)} == set(POSITION_FIELDS)
 
@@ -716,7 +716,7 @@ def test_a_crafted_pickle_checkpoint_is_refused_in_one_line(trained, tmp_path, t
 
 
 def test_a_bad_line_in_evals_jsonl_stops_train_instead_of_dropping_rows(trained, tmp_path, tiny_dataset):
-    """Issue 13, defect 2: read_evals stopped at the first bad line, and a resumed run rewrote the record without
+    """Issue 13, defect 2: read_run_evals stopped at the first bad line, and a resumed run rewrote the record without
     every row after it (12 -> 2 rows)."""
     out = smoke_checkpoint(trained, tmp_path)
     rows = (out / "evals.jsonl").read_bytes().splitlines()
@@ -740,13 +740,13 @@ def test_a_bad_line_in_evals_jsonl_stops_train_instead_of_dropping_rows(trained,
 def test_every_bad_line_of_evals_jsonl_is_named(trained, tmp_path, damage, line):
     """Defect 2 again: a non-UTF-8 line or a `{}` row crashed the readers with a traceback."""
     from elgan_ray.errors import UserError
-    from elgan_ray.run_log import read_evals
+    from elgan_ray.record.runs import read_run_evals
 
     out = smoke_checkpoint(trained, tmp_path)
     rows = (out / "evals.jsonl").read_bytes().splitlines()
     (out / "evals.jsonl").write_bytes(b"\n".join(damage(rows)) + b"\n")
     with pytest.raises(UserError) as caught:
-        read_evals(out)
+        read_run_evals(out)
     assert caught.value.line == line and caught.value.source.endswith("evals.jsonl")
 
 

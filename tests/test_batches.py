@@ -8,13 +8,12 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from elgan_ray.batches import Prefetcher, batch_indices
 from elgan_ray.config import RunSettings
 from elgan_ray.errors import UserError
 from elgan_ray.presets import preset
-from elgan_ray.run_log import read_evals
-from elgan_ray.run_status import read_status
-from elgan_ray.train_loop import check_precision, train
+from elgan_ray.record.runs import read_run_evals, read_status
+from elgan_ray.train.batches import Prefetcher, batch_indices
+from elgan_ray.train.loop import check_precision, train
 
 SHORT = {"schedule.pretrain_g_steps": 6, "schedule.pretrain_d_steps": 4, "schedule.gan_steps": 6}
 SHORT |= {"schedule.eval_every": 2, "data.val_limit": 4}
@@ -59,7 +58,7 @@ def test_a_prefetched_loop_writes_the_record_of_a_synchronous_one(tmp_path, tiny
     cfg = preset("smoke").with_flat(SHORT)
     fast = train(cfg, settings(tmp_path, "prefetch", tiny_dataset))
     slow = train(cfg, settings(tmp_path, "sync", tiny_dataset, prefetch=False))
-    assert read_evals(tmp_path / "prefetch") == read_evals(tmp_path / "sync")
+    assert read_run_evals(tmp_path / "prefetch") == read_run_evals(tmp_path / "sync")
     assert fast.loader_wait_seconds < slow.loader_wait_seconds
     assert read_status(tmp_path / "prefetch")["loader_wait_seconds"] == fast.loader_wait_seconds
 
@@ -68,7 +67,7 @@ def test_bf16_losses_track_float32(tmp_path, tiny_dataset):
     rows = {}
     for amp in ("fp32", "bf16"):
         train(preset("smoke").with_flat(SHORT | {"optim.amp": amp}), settings(tmp_path, amp, tiny_dataset))
-        rows[amp] = [r for r in read_evals(tmp_path / amp) if r["post"] == "basic++"]
+        rows[amp] = [r for r in read_run_evals(tmp_path / amp) if r["post"] == "basic++"]
     assert [r["step"] for r in rows["fp32"]] == [r["step"] for r in rows["bf16"]]
     compared = 0
     for a, b in zip(rows["fp32"], rows["bf16"], strict=True):
@@ -96,7 +95,7 @@ def test_a_bf16_run_resumes_exactly(tmp_path, tiny_dataset):
     with pytest.raises(Interrupt):
         train(cfg, settings(tmp_path, "resumed", tiny_dataset), report=crash_after_fourth_evaluation)
     train(cfg, settings(tmp_path, "resumed", tiny_dataset))
-    assert read_evals(tmp_path / "resumed") == read_evals(tmp_path / "whole")
+    assert read_run_evals(tmp_path / "resumed") == read_run_evals(tmp_path / "whole")
 
 
 def background_threads() -> set[threading.Thread]:

@@ -7,15 +7,15 @@ import pytest
 
 from elgan_ray.config import RunSettings
 from elgan_ray.presets import preset
-from elgan_ray.run_log import read_evals
-from elgan_ray.train_loop import train
+from elgan_ray.record.runs import read_run_evals
+from elgan_ray.train.loop import train
 
 
 @pytest.mark.ray
 def test_two_workers_match_one_process(tmp_path, tiny_dataset):
     import ray
 
-    from elgan_ray.distributed import fit_on_workers
+    from elgan_ray.sweep.ddp import fit_on_workers
 
     cfg = preset("smoke").with_flat({"optim.batch_size": 4})
     single = RunSettings(out_dir=str(tmp_path / "single"), data_dir=str(tiny_dataset))
@@ -31,7 +31,7 @@ def test_two_workers_match_one_process(tmp_path, tiny_dataset):
     finally:
         ray.shutdown()
 
-    one, two = read_evals(tmp_path / "single"), read_evals(tmp_path / "ddp")
+    one, two = read_run_evals(tmp_path / "single"), read_run_evals(tmp_path / "ddp")
     assert [(r["step"], r["phase"], r["post"]) for r in one] == [(r["step"], r["phase"], r["post"]) for r in two]
     for key in ("loss_g", "loss_fit", "loss_d"):
         a = np.array([r[key] for r in one if key in r])

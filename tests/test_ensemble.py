@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elgan_ray import val_maps
 from elgan_ray.config import EvalConfig
 from elgan_ray.data.labels import H_SAMPLES, LaneLabel, render_lane_map
-from elgan_ray.ensemble import COLUMNS, ensemble_scores, most_accurate, study_ensembles
 from elgan_ray.errors import UserError
-from elgan_ray.metrics import score_predictions
-from elgan_ray.postprocess import OUR_MAX_LANES, OUR_MIN_AREA, lanes_from_map
+from elgan_ray.evaluate import maps as val_maps
+from elgan_ray.evaluate.metric import score_predictions
+from elgan_ray.evaluate.postprocess import OUR_MAX_LANES, OUR_MIN_AREA, lanes_from_map
+from elgan_ray.record import layout
+from elgan_ray.report.ensemble import COLUMNS, ensemble_scores, most_accurate, study_ensembles
 
 H, W = 64, 128
 X0 = (300, 560, 820, 1080)  # four straight lanes, x at the bottom row
@@ -72,7 +73,7 @@ def test_a_maps_file_from_before_the_filters_were_keys_scores_as_its_run_did(tmp
     ]
     arrays = {"maps": val_maps.quantise(maps), "labels": np.array(json.dumps(records)), "threshold": np.float64(0.5)}
     np.savez_compressed(buffer, min_area=np.int64(0), **arrays)
-    path = tmp_path / val_maps.VAL_MAPS_NAME
+    path = tmp_path / layout.VAL_MAPS_FILE
     path.write_bytes(buffer.getvalue())
     stored = val_maps.read(path)
     assert stored.eval_cfg == EvalConfig(threshold=0.5, min_area=OUR_MIN_AREA, max_lanes=OUR_MAX_LANES)
@@ -83,7 +84,7 @@ def test_maps_file_round_trip_keeps_what_scoring_needs(tmp_path):
     maps = np.stack([render_lane_map(x.lanes, x.h_samples, H, W) for x in labels]).astype(np.float32)
     maps[0, 0, 0] = np.nan  # a diverged generator's map: stored as 0
     maps[0, 0, 1:4] = [0.5, np.nextafter(np.float32(0.5), np.float32(1)), 1.0]  # at, just above the threshold
-    path = tmp_path / val_maps.VAL_MAPS_NAME
+    path = tmp_path / layout.VAL_MAPS_FILE
     path.write_bytes(val_maps.encode(maps, labels, EvalConfig(threshold=0.4, min_area=7, max_lanes=3)))
     stored = val_maps.read(path)
     assert stored.labels == labels and stored.eval_cfg == EvalConfig(threshold=0.4, min_area=7, max_lanes=3)
@@ -107,7 +108,7 @@ def _study(tmp_path, statuses: dict[str, list[str]]) -> tuple:
             name = f"{method},seed={seed}"
             run = tmp_path / "runs" / name
             run.mkdir(parents=True)
-            (run / val_maps.VAL_MAPS_NAME).write_bytes(
+            (run / layout.VAL_MAPS_FILE).write_bytes(
                 val_maps.encode(_maps(labels, seed % 4) / 255, labels, EvalConfig())
             )
             maps = _maps(labels, seed % 4)
@@ -147,7 +148,7 @@ def test_study_ensembles_per_method_from_ok_runs_in_seed_order(tmp_path):
 def test_runs_of_other_frames_are_refused(tmp_path):
     evals, _ = _study(tmp_path, {"control": ["ok", "ok"], "g=emb,d=ce": ["ok"]})
     other = _labels(3)
-    (tmp_path / "runs" / "control,seed=1" / val_maps.VAL_MAPS_NAME).write_bytes(
+    (tmp_path / "runs" / "control,seed=1" / layout.VAL_MAPS_FILE).write_bytes(
         val_maps.encode(_maps(other, 0) / 255, other, EvalConfig())
     )
     with pytest.raises(UserError, match="an ensemble averages maps of one set"):
@@ -161,7 +162,7 @@ def test_the_report_writes_ensembles_and_the_uncertainty_column(tmp_path):
     statuses = {"baseline": ["ok"] * 2, "control": ["ok"] * 2, "g=emb,d=ce": ["ok"] * 3, "g=emb,d=emb": ["ok"] * 2}
     evals, _ = _study(study, statuses)
     evals.to_csv(study / "evals.csv", index=False)
-    written = write_report(study)
+    written, _ = write_report(study)
     for name in ("ensemble.csv", "ensemble.png", "predictions.png"):
         assert written[name] == study / name and (study / name).stat().st_size > 0
     table = pd.read_csv(study / "ensemble.csv", dtype={"seeds": str})

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from test_metrics import random_image
 
-from elgan_ray import evaluate, reference_eval, tusimple_json
 from elgan_ray.errors import UserError, run_cli
+from elgan_ray.evaluate import jsonl as tusimple_json
+from elgan_ray.evaluate import reference as reference_eval
+from elgan_ray.evaluate import score as evaluate
+from elgan_ray.evaluate.__main__ import main as evaluate_main
 
 
 def write_pair(tmp: Path, preds: list, labels: list, name: str = "") -> tuple[str, str]:
@@ -45,7 +48,7 @@ def random_files(seed: int, n: int = 80) -> tuple[list, list]:
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = run_cli(evaluate.main, argv)
+    code = run_cli(evaluate_main, argv)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from test_metrics import random_image
 
-from elgan_ray import evaluate, metrics, tusimple_json
 from elgan_ray.errors import UserError, run_cli
+from elgan_ray.evaluate import jsonl as tusimple_json
+from elgan_ray.evaluate import metric as metrics
+from elgan_ray.evaluate import score as evaluate
+from elgan_ray.evaluate.__main__ import main as evaluate_main
 
 H = list(range(160, 711, 10))
 LANE = [-2] * 10 + list(range(300, 346))
@@ -143,7 +146,7 @@ def files(tmp_path, pred_text=None, gt_text=None):
 
 
 def one_line_error(argv, capsys):
-    code = run_cli(evaluate.main, argv)
+    code = run_cli(evaluate_main, argv)
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: "), err
     return err
@@ -167,7 +170,7 @@ def test_a_file_over_the_bound_is_refused_before_it_is_read(tmp_path, capsys):
 def test_lines_within_the_bound_are_scored(tmp_path, capsys):
     many = {"raw_file": "a", "lanes": [LANE] * 2000, "run_time": 1}  # ~350 KB: skipped (more than gt + 2 lanes)
     pred, gt = files(tmp_path, pred_text=json.dumps(many) + "\n")
-    assert run_cli(evaluate.main, [pred, gt, "-q"]) == 0
+    assert run_cli(evaluate_main, [pred, gt, "-q"]) == 0
     assert [d["value"] for d in json.loads(capsys.readouterr().out)] == [0.0, 0.0, 1.0]
 
 

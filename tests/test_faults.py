@@ -13,11 +13,11 @@ import pytest
 import torch
 from studies import sweep_command, sweep_env, write_study
 
-from elgan_ray import files, pretrain
-from elgan_ray.checkpoint import save_checkpoint
+from elgan_ray import files
 from elgan_ray.presets import preset
-from elgan_ray.run_log import read_evals
-from elgan_ray.run_status import write_status
+from elgan_ray.record.runs import read_run_evals, write_status
+from elgan_ray.sweep import pretrain
+from elgan_ray.train.checkpoint import save_checkpoint
 
 TRAIN = [sys.executable, "-m", "elgan_ray.train", "--preset", "smoke"]
 
@@ -30,13 +30,13 @@ def test_killed_training_process_resumes_to_the_same_rows(tmp_path, tiny_dataset
     killed = tmp_path / "killed"
     process = subprocess.Popen([*TRAIN, *common, "--out", str(killed)], env=env, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and len(read_evals(killed)) < 6:  # three evaluations written
+    while time.time() < deadline and len(read_run_evals(killed)) < 6:  # three evaluations written
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert len(read_evals(killed)) < len(read_evals(tmp_path / "whole"))  # it really stopped half way
+    assert len(read_run_evals(killed)) < len(read_run_evals(tmp_path / "whole"))  # it really stopped half way
     subprocess.run([*TRAIN, *common, "--out", str(killed)], check=True, env=env, capture_output=True)
-    assert read_evals(killed) == read_evals(tmp_path / "whole")
+    assert read_run_evals(killed) == read_run_evals(tmp_path / "whole")
 
 
 def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):

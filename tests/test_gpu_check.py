@@ -10,10 +10,11 @@ import time
 import pytest
 import torch
 
-from elgan_ray import gpu_check, tune_runner
 from elgan_ray.config import RunSettings
 from elgan_ray.presets import preset
-from elgan_ray.sweep_settings import SweepSettings
+from elgan_ray.sweep import gpu_check
+from elgan_ray.sweep import tune as tune_runner
+from elgan_ray.sweep.settings import SweepSettings
 
 MORE_THAN_HERE = torch.cuda.device_count() + 1  # what this machine lacks, with or without a GPU
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from elgan_ray.losses import (
+from elgan_ray.train.losses import (
     adversarial_loss,
     discriminate,
     discriminator_embedding_loss,

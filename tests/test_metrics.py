@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from elgan_ray import metrics, reference_eval
+from elgan_ray.evaluate import metric as metrics
+from elgan_ray.evaluate import reference as reference_eval
 
 H56 = list(range(160, 720, 10))  # the test set's h_samples
 H48 = list(range(240, 720, 10))  # the other set in the train labels

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from elgan_ray.config import DiscriminatorConfig, GeneratorConfig
-from elgan_ray.losses import embedding_loss, lane_probability
 from elgan_ray.models import build_discriminator, build_generator, count_conv3x3, describe
 from elgan_ray.presets import PRESETS, preset
+from elgan_ray.train.losses import embedding_loss, lane_probability
 
 
 def test_paper_plan_has_64_and_32_3x3_convs():
@@ -119,7 +119,7 @@ def test_embedding_loss_trains_g_not_the_patch_head():
 
 def test_paper_preset_one_training_step_at_720x1280():
     """The published models at TuSimple's full size: one G step (embedding loss) and one D step, batch 1."""
-    from elgan_ray.train_loop import d_step, g_step
+    from elgan_ray.train.loop import d_step, g_step
 
     torch.manual_seed(0)
     cfg = preset("paper")

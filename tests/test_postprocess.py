@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from elgan_ray import postprocess
-from elgan_ray.postprocess import lanes_from_map, sample_rows
+from elgan_ray.evaluate import postprocess
+from elgan_ray.evaluate.postprocess import lanes_from_map, sample_rows
+from elgan_ray.record.names import POSTS
 
 H56 = list(range(160, 720, 10))
 
@@ -58,7 +59,7 @@ def test_separate_lanes_are_the_same_in_both():
 def test_by_default_every_component_is_a_lane_and_our_filters_drop_specks_and_cap_lanes():
     prob = draw(128, 256, [((20 + 40 * i, 40), (20 + 40 * i, 127)) for i in range(6)])  # six lanes
     prob[sample_rows(H56, 128)[20], 250] = 1.0  # a one-pixel speck on a sampled row
-    for method in postprocess.POSTPROCESSORS:
+    for method in POSTS:
         assert len(lanes_from_map(prob, H56, method)) == 7  # the paper's post-processing: the speck is a lane
         filtered = lanes_from_map(prob, H56, method, min_area=postprocess.OUR_MIN_AREA)
         assert len(filtered) == 6
@@ -94,13 +95,13 @@ def test_unknown_method_is_refused():
 def test_oracle_ceiling_on_a_tiny_synthetic_split(tmp_path, capsys):
     synthetic = pytest.importorskip("elgan_ray.data.synthetic")
     pytest.importorskip("elgan_ray.data.labels")
-    from elgan_ray import evaluate
     from elgan_ray.errors import run_cli
+    from elgan_ray.evaluate.__main__ import main as evaluate_main
 
     synthetic.write_synthetic_dataset(tmp_path / "data", 2, 12, 1, seed=0, progress=False)
     values = {}
-    for post in postprocess.POSTPROCESSORS:
-        code = run_cli(evaluate.main, ["--oracle", str(tmp_path / "data"), "--post", post, "-q"])
+    for post in POSTS:
+        code = run_cli(evaluate_main, ["--oracle", str(tmp_path / "data"), "--post", post, "-q"])
         out = capsys.readouterr().out
         assert code == 0
         result = json.loads(out)
@@ -112,14 +113,14 @@ def test_oracle_ceiling_on_a_tiny_synthetic_split(tmp_path, capsys):
 
 def test_oracle_takes_its_set_up_from_a_preset_and_flags(tmp_path, capsys):
     synthetic = pytest.importorskip("elgan_ray.data.synthetic")
-    from elgan_ray import evaluate
     from elgan_ray.errors import run_cli
+    from elgan_ray.evaluate.__main__ import main as evaluate_main
 
     data = str(tmp_path / "data")
     synthetic.write_synthetic_dataset(data, 2, 12, 1, seed=0, progress=False)
 
     def basic(*flags: str) -> tuple[float, str]:
-        assert run_cli(evaluate.main, ["--oracle", data, "--post", "basic", *flags]) == 0
+        assert run_cli(evaluate_main, ["--oracle", data, "--post", "basic", *flags]) == 0
         captured = capsys.readouterr()
         return json.loads(captured.out)[0]["value"], captured.err
 
@@ -128,7 +129,7 @@ def test_oracle_takes_its_set_up_from_a_preset_and_flags(tmp_path, capsys):
     thin, err = basic("--size", "64x128", "--sigma", "0.5", "--min-area", "10", "--max-lanes", "4")
     assert "sigma 0.5, min_area 10, max_lanes 4" in err
     assert thin > wide  # thin labels leave basic fewer merged lanes near the horizon
-    assert run_cli(evaluate.main, ["--oracle", data, "--sigma", "0"]) == 2
+    assert run_cli(evaluate_main, ["--oracle", data, "--sigma", "0"]) == 2
     assert "data.sigma" in capsys.readouterr().err
-    assert run_cli(evaluate.main, ["--oracle", data, "--max-lanes", "-1"]) == 2
+    assert run_cli(evaluate_main, ["--oracle", data, "--max-lanes", "-1"]) == 2
     assert "eval.max_lanes" in capsys.readouterr().err

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from elgan_ray.config import RunSettings
 from elgan_ray.presets import preset
-from elgan_ray.pretrain import ensure_pretrained, is_finished, pretrain_id
-from elgan_ray.study_layout import PRETRAIN_DIR
-from elgan_ray.train_loop import train
+from elgan_ray.record.layout import PRETRAIN_DIR
+from elgan_ray.sweep.pretrain import ensure_pretrained, is_finished, pretrain_id
+from elgan_ray.train.loop import train
 
 FAST = {"schedule.pretrain_g_steps": 2, "schedule.eval_every": 1, "data.val_limit": 2, "data.train_limit": 4}
 

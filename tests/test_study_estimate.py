@@ -3,8 +3,8 @@
 import pytest
 
 from elgan_ray.presets import preset
-from elgan_ray.study_estimate import Timings, phase_counts, pretrain_seconds, trial_seconds
-from elgan_ray.sweep import main
+from elgan_ray.sweep.__main__ import main
+from elgan_ray.sweep.dry_run import Timings, phase_counts, pretrain_seconds, trial_seconds
 
 
 def test_phase_counts_follow_the_schedule():
@@ -55,7 +55,7 @@ def test_dry_run_checks_its_arguments_as_a_sweep_does(tmp_path, flag, capsys):
 
 
 def test_trials_at_once_are_asked_for_unbounded_on_a_cluster_else_what_the_machine_holds():
-    from elgan_ray.sweep_settings import SweepSettings
+    from elgan_ray.sweep.settings import SweepSettings
 
     def settings(workers=1, cpus=1.0, gpus=0.0, cluster=False):
         return SweepSettings("s", "/r", {}, ("seed",), None, workers, cpus, gpus, cluster)

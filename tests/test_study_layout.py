@@ -4,10 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from elgan_ray import study_layout as layout
-from elgan_ray.run_log import PREVIEW_NAME
-from elgan_ray.run_status import STATUS_NAME
-from elgan_ray.val_maps import VAL_MAPS_NAME
+from elgan_ray.record import layout as layout
+from elgan_ray.record.layout import PREVIEW_FILE, STATUS_FILE, VAL_MAPS_FILE
 
 
 def test_paths_of_a_results_folder():
@@ -35,11 +33,11 @@ def test_run_files_are_sorted_and_only_where_present(tmp_path):
 
 def test_run_folder_names_agree_with_run_log():
     # The report reads these two files by study_layout's names so as not to import run_log (tensorboardX).
-    assert (layout.STATUS_FILE, layout.PREVIEW_FILE, layout.VAL_MAPS_FILE) == (STATUS_NAME, PREVIEW_NAME, VAL_MAPS_NAME)
+    assert (layout.STATUS_FILE, layout.PREVIEW_FILE, layout.VAL_MAPS_FILE) == (STATUS_FILE, PREVIEW_FILE, VAL_MAPS_FILE)
 
 
 def test_the_report_imports_no_torch_ray_or_tensorboard():
-    code = "import sys, elgan_ray.report, elgan_ray.plots\n"
+    code = "import sys, elgan_ray.report, elgan_ray.report.plots\n"
     code += "print([m for m in ('torch', 'ray', 'tensorboardX') if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from elgan_ray.errors import UserError
-from elgan_ray.study_scheduler import CLOCK, tune_scheduler
-from elgan_ray.study_spec import SEARCH_DIR, load_spec
+from elgan_ray.study.scheduler import CLOCK
+from elgan_ray.study.spec import SEARCH_DIR, load_spec
+from elgan_ray.sweep.tune import tune_scheduler
 
 SEARCH = """\
 study: study
@@ -121,9 +122,10 @@ def _search_evals() -> pd.DataFrame:
 
 
 def test_a_stopped_trial_is_counted_and_kept_out_of_the_statistics():
-    from elgan_ray.plots import stability_figure
-    from elgan_ray.study_frame import final_rows
-    from elgan_ray.tables import STATUSES, summarize
+    from elgan_ray.record.names import STATUSES
+    from elgan_ray.report.frame import final_rows
+    from elgan_ray.report.plots import stability_figure
+    from elgan_ray.report.tables import summarize
 
     assert "stopped" in STATUSES
     evals = _search_evals()
@@ -143,8 +145,8 @@ def test_a_stopped_trial_is_counted_and_kept_out_of_the_statistics():
 def test_runs_whose_trials_ended_unfinished_are_marked_stopped(tmp_path):
     import json
 
-    from elgan_ray.run_status import read_status, write_status
-    from elgan_ray.tune_runner import mark_stopped
+    from elgan_ray.record.runs import read_status, write_status
+    from elgan_ray.sweep.tune import mark_stopped
 
     study = tmp_path / "search"
     for trial_id, status in [("a", None), ("b", "ok"), ("c", "stopped"), ("d", None), ("e", None)]:

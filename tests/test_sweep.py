@@ -16,8 +16,8 @@ import pytest
 from studies import sweep_command, sweep_env, write_study
 
 from elgan_ray.report import write_report
-from elgan_ray.study_files import run_name
-from elgan_ray.study_frame import final_rows
+from elgan_ray.report.frame import final_rows
+from elgan_ray.study.plan import run_name
 
 RAY = str(Path(sys.executable).parent / "ray")
 

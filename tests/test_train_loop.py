@@ -12,9 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from elgan_ray.config import RunSettings
 from elgan_ray.models import build_discriminator, build_generator
 from elgan_ray.presets import preset
-from elgan_ray.run_log import read_evals
-from elgan_ray.run_status import read_status
-from elgan_ray.train_loop import d_step, g_step, train
+from elgan_ray.record.runs import read_run_evals, read_status
+from elgan_ray.train.loop import d_step, g_step, train
 
 
 def smoke_settings(tmp_path, name, dataset):
@@ -25,7 +24,7 @@ def test_same_seed_gives_identical_records(tmp_path, tiny_dataset):
     cfg = preset("smoke")
     train(cfg, smoke_settings(tmp_path, "a", tiny_dataset))
     train(cfg, smoke_settings(tmp_path, "b", tiny_dataset))
-    rows_a, rows_b = read_evals(tmp_path / "a"), read_evals(tmp_path / "b")
+    rows_a, rows_b = read_run_evals(tmp_path / "a"), read_run_evals(tmp_path / "b")
     phases = {row["phase"] for row in rows_a}
     assert phases == {"pretrain_g", "pretrain_d", "gan"}
     assert {row["post"] for row in rows_a} == {"basic", "basic++"}
@@ -35,8 +34,8 @@ def test_same_seed_gives_identical_records(tmp_path, tiny_dataset):
 def test_a_different_seed_changes_the_record(tmp_path, tiny_dataset):
     train(preset("smoke"), smoke_settings(tmp_path, "a", tiny_dataset))
     train(preset("smoke").with_flat({"seed": 1}), smoke_settings(tmp_path, "b", tiny_dataset))
-    losses_a = [row["loss_g"] for row in read_evals(tmp_path / "a") if "loss_g" in row]
-    losses_b = [row["loss_g"] for row in read_evals(tmp_path / "b") if "loss_g" in row]
+    losses_a = [row["loss_g"] for row in read_run_evals(tmp_path / "a") if "loss_g" in row]
+    losses_b = [row["loss_g"] for row in read_run_evals(tmp_path / "b") if "loss_g" in row]
     assert losses_a != losses_b
 
 
@@ -58,7 +57,7 @@ def test_resumed_run_writes_the_same_record_as_an_uninterrupted_one(tmp_path, ti
         train(cfg, smoke_settings(tmp_path, "resumed", tiny_dataset), report=crash_after_third_evaluation)
     assert read_status(tmp_path / "resumed")["status"] == "running"
     train(cfg, smoke_settings(tmp_path, "resumed", tiny_dataset))
-    assert read_evals(tmp_path / "resumed") == read_evals(tmp_path / "whole")
+    assert read_run_evals(tmp_path / "resumed") == read_run_evals(tmp_path / "whole")
 
 
 def test_shared_pretraining_then_gan_equals_one_whole_run(tmp_path, tiny_dataset):
@@ -71,8 +70,8 @@ def test_shared_pretraining_then_gan_equals_one_whole_run(tmp_path, tiny_dataset
         phases=("pretrain_d", "gan"),
         init_generator=tmp_path / "pre" / "checkpoint.pt",
     )
-    split = read_evals(tmp_path / "pre") + read_evals(tmp_path / "gan")
-    assert split == read_evals(tmp_path / "whole")
+    split = read_run_evals(tmp_path / "pre") + read_run_evals(tmp_path / "gan")
+    assert split == read_run_evals(tmp_path / "whole")
 
 
 def test_tensorboard_events_hold_scalars_images_and_hparams(tmp_path, tiny_dataset):
@@ -83,7 +82,7 @@ def test_tensorboard_events_hold_scalars_images_and_hparams(tmp_path, tiny_datas
     for tag in ("val/accuracy", "val/accuracy_basic", "val/f1", "val/line_width", "train/loss_g", "train/loss_d"):
         assert tag in tags["scalars"], tag
     assert "val/frame_label_prediction" in tags["images"]
-    assert events.Scalars("val/accuracy")[-1].step == read_evals(tmp_path / "run")[-1]["step"]
+    assert events.Scalars("val/accuracy")[-1].step == read_run_evals(tmp_path / "run")[-1]["step"]
     assert "hparams" in events.PluginTagToContent("hparams") or events.PluginTagToContent("hparams")
 
 
@@ -134,7 +133,7 @@ HEALTH = ("d_acc_real", "d_acc_fake", "emb_distance", "adv_fit_grad_ratio", "adv
 def test_every_row_after_d_exists_carries_finite_health_figures(tmp_path, tiny_dataset):
     cfg = preset("smoke").with_flat({"schedule.gan_eval_every": 3})
     train(cfg, smoke_settings(tmp_path, "run", tiny_dataset))
-    rows = read_evals(tmp_path / "run")
+    rows = read_run_evals(tmp_path / "run")
     for row in rows:
         if row["phase"] == "pretrain_g":
             assert not set(HEALTH) & set(row)  # no D yet: no figure that would mean nothing
@@ -151,7 +150,7 @@ def test_every_row_after_d_exists_carries_finite_health_figures(tmp_path, tiny_d
 
 def test_the_control_has_no_adversarial_gradient(tmp_path, tiny_dataset):
     train(preset("smoke").with_flat({"loss.lambda": 0.0}), smoke_settings(tmp_path, "control", tiny_dataset))
-    gan_rows = [row for row in read_evals(tmp_path / "control") if row["phase"] == "gan"]
+    gan_rows = [row for row in read_run_evals(tmp_path / "control") if row["phase"] == "gan"]
     assert gan_rows and all(row["adv_fit_grad_ratio"] == 0 and row["loss_adv"] >= 0 for row in gan_rows)
 
 
@@ -181,7 +180,7 @@ def test_pretraining_stops_at_its_plateau_within_the_budget(tmp_path, tiny_datas
     cfg = preset("smoke").with_flat({"schedule.pretrain_g_steps": 200, "schedule.pretrain_g_patience": 2})
     cfg = cfg.with_flat({"schedule.eval_every": 2, "optim.lr_g": 1.0e-5})  # barely learns: a plateau comes soon
     result = train(cfg, smoke_settings(tmp_path, "pre", tiny_dataset), phases=("pretrain_g",))
-    accuracy = [(row["step"], row["accuracy"]) for row in read_evals(tmp_path / "pre") if row["post"] == "basic++"]
+    accuracy = [(row["step"], row["accuracy"]) for row in read_run_evals(tmp_path / "pre") if row["post"] == "basic++"]
     best_step, best = max(accuracy, key=lambda pair: pair[1])  # the first best, as the loop keeps it
     assert result.step < 200 and result.step == accuracy[-1][0]
     assert result.step == best_step + 2 * 2  # two evaluations without a new best end it

@@ -5,8 +5,9 @@ from __future__ import annotations
 from studies import write_study
 
 from elgan_ray.presets import preset
-from elgan_ray.study_spec import load_spec
-from elgan_ray.trial_plan import CONTROL, GAN, ROLE_KEY, grid_plan, is_control, search_controls
+from elgan_ray.record.names import CONTROL, GAN
+from elgan_ray.study.plan import ROLE_KEY, grid_plan, is_control, search_controls
+from elgan_ray.study.spec import load_spec
 
 
 def plan_of(tmp_path, scientific, seeds=2, **fields):

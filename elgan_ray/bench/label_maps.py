@@ -20,7 +20,7 @@ def _label_frames(n: int) -> list[list[list[int]]]:
 
 def stage_postprocess(b: Bench) -> dict[str, Any]:
     from elgan_ray.data.labels import render_lane_map
-    from elgan_ray.postprocess import lanes_from_map
+    from elgan_ray.evaluate.postprocess import lanes_from_map
 
     rng = np.random.default_rng(3)
     out: dict[str, Any] = {}

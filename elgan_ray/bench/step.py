@@ -17,7 +17,7 @@ def step_times(
     from torch.utils.flop_counter import FlopCounterMode
 
     from elgan_ray.models import build_discriminator, build_generator
-    from elgan_ray.train_loop import d_step, g_step
+    from elgan_ray.train.loop import d_step, g_step
 
     # As train() runs them: channels_last models and frames, the precision of cfg.optim.amp (in g_step, d_step).
     g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
@@ -114,7 +114,7 @@ def sharing_ratio(flat: dict[str, Any], seeds: int, trials: int, t: dict[str, fl
 
 def stage_pretrain_sharing(b: Bench) -> dict[str, Any]:
     from elgan_ray.presets import PRESETS
-    from elgan_ray.study_spec import grid_points, load_spec
+    from elgan_ray.study.spec import grid_points, load_spec
 
     if not b.steps:
         stage_step(b)
@@ -135,7 +135,7 @@ def stage_loader(b: Bench) -> dict[str, Any]:
     from elgan_ray.config import RunSettings
     from elgan_ray.data.synthetic import EMBEDDED_SIZES, embedded_dataset
     from elgan_ray.presets import preset
-    from elgan_ray.train_loop import train
+    from elgan_ray.train.loop import train
 
     root = embedded_dataset()  # the default data: a first epoch of EMBEDDED_SIZES[0] / 8 steps
     steps = 24 if b.quick else 48  # within the first epoch: every batch is decoded from its JPEGs

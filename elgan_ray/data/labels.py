@@ -20,10 +20,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from elgan_ray.config import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError
 
-IMAGE_HEIGHT = 720
-IMAGE_WIDTH = 1280
 H_SAMPLES = tuple(range(160, 711, 10))  # the test set's 56 rows; the synthetic set uses them everywhere
 VALIDATION_SEQUENCE = "0601"  # TuSimple's held-out training sequence, the paper's validation set
 SPLITS = ("train", "val", "test")

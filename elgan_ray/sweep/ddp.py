@@ -1,0 +1,82 @@
+"""The Ray Train path: one run of the training loop on N workers, DDP over G and D.
+
+Ray 2.60 (Train V2) no longer takes a TorchTrainer as a Tune trainable; a Tune trial launches it instead, with
+TuneReportCallback forwarding rank 0's metrics to Tune (Ray's docs: train/user-guides/hyperparameter-optimization).
+The workers run the very same `train.loop.train`; Ray Train sets up the process group and the loop wraps G and D
+in DDP. Every worker reports (Ray Train requires it); only rank 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import torch
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from elgan_ray.config import RunSettings, TrainConfig
+from elgan_ray.sweep.gpu_check import require_cuda
+
+WORKER_RETRIES = 2  # a worker group that loses a worker restarts this often; the loop resumes from its checkpoint
+
+
+def fit_on_workers(
+    cfg: TrainConfig,
+    run_settings: RunSettings,
+    phases: tuple[str, ...],
+    init_generator: str | Path | None,
+    settings: Any,
+    name: str,
+    inside_tune: bool,
+) -> None:
+    """Run `train` on settings.workers_per_trial Ray Train workers and wait for it to finish."""
+    use_gpu = settings.gpus_per_worker > 0
+    per_worker = {"CPU": settings.cpus_per_worker} | ({"GPU": settings.gpus_per_worker} if use_gpu else {})
+    callbacks = []
+    if inside_tune:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    trainer = TorchTrainer(
+        worker_loop,
+        train_loop_config={
+            "flat": cfg.to_flat(),
+            "settings": asdict(run_settings),
+            "phases": list(phases),
+            "init_generator": str(init_generator) if init_generator else None,
+            "threads": max(1, int(settings.cpus_per_worker)),
+            "gpus_per_worker": settings.gpus_per_worker,
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=settings.workers_per_trial, use_gpu=use_gpu, resources_per_worker=per_worker
+        ),
+        # gloo on CPU, NCCL between GPUs.
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=name,  # deterministic, so a restarted trial finds the same Train run
+            storage_path=settings.results_root,
+            callbacks=callbacks,
+            failure_config=ray.train.FailureConfig(max_failures=WORKER_RETRIES),
+        ),
+    )
+    trainer.fit()
+
+
+def worker_loop(config: dict[str, Any]) -> None:
+    """What each Train worker runs: the training loop, on this worker's device, reporting through Ray Train."""
+    from elgan_ray.train.loop import train
+
+    torch.set_num_threads(config["threads"])
+    # Ray Train hands a worker without CUDA the CPU: refuse, naming the node, rather than hold its GPU for nothing.
+    require_cuda(config["gpus_per_worker"])
+    device = ray.train.torch.get_device()
+    run_settings = RunSettings(**(config["settings"] | {"device": str(device)}))
+    cfg = TrainConfig.from_flat(config["flat"], source="worker config")
+
+    def report(step: int, metrics: dict[str, Any]) -> None:
+        # Every worker must call report the same number of times; only rank 0's metrics reach Tune.
+        ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))})
+
+    train(cfg, run_settings, report=report, phases=tuple(config["phases"]), init_generator=config["init_generator"])

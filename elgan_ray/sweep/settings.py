@@ -1,0 +1,61 @@
+"""A sweep's settings: what every trial needs besides its own config, and its TrainConfig from a Tune config.
+
+The command (__main__.py) builds them; the Tune edge (tune.py) hands them to every trial. They sit below both, so
+that neither of the two imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from elgan_ray.config import TrainConfig
+from elgan_ray.record import layout
+from elgan_ray.record.names import MAIN_POST, SEED_KEY, metric_key
+
+# A search study's seeds: Optuna takes no grid, so tune.py wraps it in Tune's Repeater, which runs each proposed
+# configuration once per seed and hands the repeat's number to the trial under this key: trial_config makes it the
+# trial's seed.
+REPEAT_INDEX = "__trial_index__"
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every trial of a sweep needs besides its own config; passed to trials with tune.with_parameters."""
+
+    study: str
+    results_root: str  # absolute; on a cluster, storage every node sees
+    base_flat: dict[str, Any]  # the preset with the study's fixed keys applied
+    varying: tuple[str, ...]  # config keys that differ between trials: they name trials and TensorBoard runs
+    data_dir: str | None
+    workers_per_trial: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    cluster: bool = False  # joined an existing (possibly autoscaling) cluster
+    # What Tune ranks a search's trials by: the study's metric.name after metric.post (names.metric_key), max or min.
+    metric: str = metric_key("accuracy", MAIN_POST)
+    metric_mode: str = "max"
+
+    @property
+    def study_dir(self) -> Path:
+        return layout.study_dir(self.results_root, self.study)
+
+    def trial_config(self, config: dict[str, Any]) -> TrainConfig:
+        flat = {k: v for k, v in config.items() if k != REPEAT_INDEX}
+        if REPEAT_INDEX in config:
+            flat[SEED_KEY] = int(config[REPEAT_INDEX])
+        base = TrainConfig.from_flat(self.base_flat, source=self.study)
+        return base.with_flat(flat, source=f"trial of {self.study}")
+
+    def concurrency(self, requested: int, cpus: float, gpus: float) -> int | None:
+        """Trials at once: what was asked; on a joined cluster no limit (pending trials make the autoscaler add
+        nodes); locally as many as `cpus` and `gpus` (the machine's) hold, at least one."""
+        if requested:
+            return requested
+        if self.cluster:
+            return None
+        fits = int(cpus // (self.cpus_per_worker * self.workers_per_trial))
+        if self.gpus_per_worker:
+            fits = min(fits, int(gpus // (self.gpus_per_worker * self.workers_per_trial)))
+        return max(1, fits)
