@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from elgan_ray.bench.harness import H_SAMPLES, Bench, frame_lanes, median_time
+from elgan_ray.bench.harness import Bench
+from elgan_ray.data.labels import H_SAMPLES
+from elgan_ray.train.timing import frame_lanes, median_time
 
 N_EVAL_FRAMES = 2782  # the TuSimple test set
 

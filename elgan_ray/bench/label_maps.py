@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from elgan_ray.bench.harness import H_SAMPLES, Bench, frame_lanes, median_time
+from elgan_ray.bench.harness import Bench
+from elgan_ray.data.labels import H_SAMPLES
+from elgan_ray.train.timing import frame_lanes, median_time
 
 
 def _label_frames(n: int) -> list[list[list[int]]]:

@@ -6,40 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from elgan_ray.bench.harness import Bench, median_time
-
-
-def step_times(
-    cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1, count_flops: bool = True
-) -> dict[str, float]:
-    """Median seconds of each kind of training step, and (count_flops) the FLOPs of one GAN G step + one D step."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from elgan_ray.models import build_discriminator, build_generator
-    from elgan_ray.train.loop import d_step, g_step
-
-    # As train() runs them: channels_last models and frames, the precision of cfg.optim.amp (in g_step, d_step).
-    g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
-    d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
-    # The optimisers of train(): their update is part of a step's cost.
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, weight_decay=cfg.optim.weight_decay)
-    opt_d = torch.optim.SGD(
-        d.parameters(), lr=cfg.optim.lr_d, momentum=cfg.optim.momentum_d, weight_decay=cfg.optim.weight_decay
-    )
-    images, labels = images.to(device).contiguous(memory_format=torch.channels_last), labels.to(device)
-    steps = {  # every step ends in .item(), which waits for a GPU
-        "pretrain_g": lambda: g_step(g, d, opt_g, images, labels, cfg, False),
-        "gan_g": lambda: g_step(g, d, opt_g, images, labels, cfg, True),
-        "d": lambda: d_step(g, d, opt_d, images, labels, cfg),
-    }
-    times = {name: median_time(fn, reps, warmup) for name, fn in steps.items()}
-    if not count_flops:
-        return times
-    with FlopCounterMode(display=False) as counter:
-        steps["gan_g"]()
-        steps["d"]()
-    return times | {"gan_pair_flops": float(counter.get_total_flops())}
+from elgan_ray.bench.harness import Bench
+from elgan_ray.train.timing import median_time, step_times
 
 
 def conv_flops_per_s(reps: int, device: str = "cpu") -> float:

@@ -1,4 +1,8 @@
-"""The EL-GAN models: the Tiramisu generator and the two-headed DenseNet discriminator, plus their counts."""
+"""The EL-GAN models, built from their configs, with their counts (`train --describe`).
+
+tiramisu.py       the Tiramisu FC-DenseNet generator
+discriminator.py  the two-headed DenseNet discriminator: patch scores and the embedding of a chosen block
+"""
 
 from __future__ import annotations
 

@@ -16,6 +16,17 @@ Written into the study folder:
                     study cost (cost.py), and a warning for every group whose D ends its pre-training at chance
   ensemble.csv      seed ensembles per method x post-processing x ensemble size (ensemble.py), when runs kept maps
   stability.png/.pdf, curves.png, health.png, ensemble.png, predictions.png   (see plots.py)
+The modules, in the order the report uses them:
+  inputs.py       evals.csv, study.json, run.json, previews and the outputs, read and checked before any write
+  frame.py        groups of trials, their order, each run's final evaluation
+  tables.py       Table 1/3/4 forms, the tests against the control, D's health: pure functions
+  markdown.py     the tables as table.md and table.tex
+  ensemble.py     seed ensembles from the runs' final maps
+  plots.py        the figures
+  cost.py         what the runs cost
+  index.py        results/index.csv under its lock
+  __main__.py     python -m elgan_ray.report
+
 Every diverged, failed, stopped or still-running trial is counted in its group and marked in the plots. Every input
 (evals.csv, study.json, runs/*/run.json, status.json, preview.npz, index.csv) is read and checked before the
 first file is written (inputs.py), so a bad one leaves the study folder and the index as they were.

@@ -53,12 +53,11 @@ def time_steps(cfg: TrainConfig, settings: SweepSettings, val_frames: int, reps:
     import numpy as np
     import torch
 
-    from elgan_ray.bench.harness import H_SAMPLES, frame_lanes, median_time
-    from elgan_ray.bench.step import step_times
-    from elgan_ray.data.labels import LaneLabel, render_lane_map
+    from elgan_ray.data.labels import H_SAMPLES, LaneLabel, render_lane_map
     from elgan_ray.evaluate.maps import score_maps
     from elgan_ray.models import build_discriminator, build_generator
     from elgan_ray.train.health import HEALTH_FRAMES, discriminator_health
+    from elgan_ray.train.timing import frame_lanes, median_time, step_times
     from elgan_ray.train.validation import predict_maps
 
     threads = torch.get_num_threads()
