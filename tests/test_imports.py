@@ -246,3 +246,14 @@ def test_every_package_says_what_its_modules_hold():
 
 def test_the_package_top_holds_at_most_ten_modules():
     assert len([p for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]) <= 10
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :].split("```")[1]
+    missing = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name not in ("__init__.py", "__main__.py") and path.name not in layout
+    ]
+    assert not missing, missing

@@ -318,3 +318,48 @@ def test_the_phases_the_report_accepts_are_the_training_loops():
     from elgan_ray.record.names import PHASES as LOOP_PHASES
 
     assert PHASES == LOOP_PHASES
+
+
+def _search_evals() -> pd.DataFrame:
+    """Two Optuna proposals (lambda 0.1, 1.0) x 3 seeds and a control; proposal 1.0's seed 2 was stopped early."""
+    runs = [(0.0, 0, "ok")] + [(0.1, seed, "ok") for seed in range(3)] + [(1.0, 0, "ok"), (1.0, 1, "ok")]
+    rows = []
+    for trial, (lam, seed, status) in enumerate(runs + [(1.0, 2, "stopped")]):
+        role = "control" if lam == 0 else "gan"
+        steps = (10, 20) if status == "stopped" else (10, 20, 30, 40)
+        for step in steps:
+            accuracy = 0.1 if status == "stopped" else 0.5 + 0.01 * step + 0.02 * seed
+            row = {"trial_id": f"t{trial}", "kind": "gan", "role": role, "trial_name": f"lambda={lam},seed={seed}"}
+            row |= {"seed": seed, "gen_loss": "emb", "disc_loss": "ce", "lambda": lam, "emb_block": 7}
+            row |= {
+                "phase": "gan",
+                "step": step,
+                "accuracy": accuracy,
+                "fp": 0.1,
+                "fn": 0.1,
+                "f1": 0.9,
+                "status": status,
+            }
+            rows += [row | {"post": post} for post in ("basic", "basic++")]
+    return pd.DataFrame(rows)
+
+
+def test_a_stopped_trial_is_counted_and_kept_out_of_the_statistics():
+    from elgan_ray.record.names import STATUSES
+    from elgan_ray.report.frame import final_rows
+    from elgan_ray.report.plots import stability_figure
+    from elgan_ray.report.tables import summarize
+
+    assert "stopped" in STATUSES
+    evals = _search_evals()
+    summary = summarize(evals).set_index("group")
+    without = summarize(evals[evals.status != "stopped"]).set_index("group")
+    assert summary.loc["lambda=1", "n_trials"] == 3 and summary.loc["lambda=1", "n_stopped"] == 1
+    assert summary["n_stopped"].sum() == 1 and summary.loc["lambda=1", "n_final"] == 2
+    statistics = ["n_evals", "accuracy_mean", "accuracy_var", "accuracy_max", "f1_mean", "final_accuracy_mean"]
+    pd.testing.assert_frame_equal(summary[statistics], without[statistics])
+    assert "t6" not in set(final_rows(evals).trial_id)  # its last row is not a final evaluation
+    assert len(evals[evals.trial_id == "t6"]) == 4  # but its rows stay
+    figure = stability_figure("search", evals, summarize(evals))
+    ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert any("2/3 scored, 1 stopped" in t for t in ticks), ticks

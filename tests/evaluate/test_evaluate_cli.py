@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_metrics import random_image
+from test_metric import random_image
 
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.evaluate import jsonl as tusimple_json

@@ -14,7 +14,7 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-CLUSTER_YAML = Path(__file__).resolve().parent.parent / "cluster.yaml"
+CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 # Keys that would put a secret into the file; the cloud's own mechanisms provide these.
 CREDENTIAL_KEYS = re.compile(
     r"aws_access_key_id|aws_secret_access_key|aws_session_token|secret|password|token|ssh_private_key"
