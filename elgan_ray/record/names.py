@@ -8,6 +8,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# The version of the record a sweep writes (study.json's record_version). 1 (or none): evals.csv may lack `role`
+# (inferred from `kind`) and `phase_step`, run.json `role`, study.json `resources` and `metric`, rows D's health
+# figures; report/inputs.py's upgrade() reads such a study as a version-2 one. 2: every one of them is written.
+RECORD_VERSION = 2
 SEED_KEY = "seed"  # the config key of a run's seed; a grid axis of every study
 LAMBDA_KEY = "loss.lambda"  # the adversary's weight: 0 in a fit-only control
 PHASES = ("pretrain_g", "pretrain_d", "gan")  # a run's phases, in order (evals.jsonl's `phase`)

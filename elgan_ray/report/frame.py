@@ -19,17 +19,8 @@ from elgan_ray.record.names import BASELINE, CONFIG_PREFIX, CONTROL, GAN, MAIN_P
 D_CHANCE = 0.6  # a D whose mean patch accuracy ends its pre-training at or below this has learnt nothing useful
 
 
-def with_roles(evals: pd.DataFrame) -> pd.DataFrame:
-    """evals with a `role` column; an evals.csv gathered before controls existed gets it from `kind`. Every
-    function here accepts either."""
-    if "role" in evals:
-        return evals
-    return evals.assign(role=evals["kind"].map({"pretrain": BASELINE, "gan": GAN}))
-
-
 def varying_columns(evals: pd.DataFrame) -> list[str]:
     """Config columns whose value differs between GAN trials: they define the groups."""
-    evals = with_roles(evals)
     columns = [c for c in NAMED_CONFIG if c in evals] + sorted(c for c in evals if c.startswith(CONFIG_PREFIX))
     per_trial = evals[evals["role"] == GAN].groupby("trial_id")[columns].first()
     return [c for c in columns if per_trial[c].nunique(dropna=False) > 1]
@@ -45,7 +36,6 @@ def _label(values: dict[str, Any]) -> str:
 def with_groups(evals: pd.DataFrame) -> pd.DataFrame:
     """evals plus a `group` column: a GAN trial's label of the varying config values, else its role (BASELINE,
     CONTROL)."""
-    evals = with_roles(evals)
     varying = varying_columns(evals)
     if varying:  # label each distinct combination once (NaN included), then map it onto the rows
         codes = evals.groupby(varying, dropna=False, sort=False).ngroup()
@@ -67,7 +57,7 @@ def group_order(evals: pd.DataFrame) -> list[str]:
 
 def methods(evals: pd.DataFrame) -> list[str]:
     """What the tables compare, in order: the baseline and the control where the study has them, the GAN groups."""
-    present = set(with_roles(evals)["role"])
+    present = set(evals["role"])
     return [role for role in (BASELINE, CONTROL) if role in present] + group_order(evals)
 
 

@@ -27,6 +27,7 @@ from elgan_ray.record.names import (
     GAN,
     HEALTH,
     KINDS,
+    MAIN_POST,
     METRIC_NAMES,
     NAMED_CONFIG,
     PHASES,
@@ -37,7 +38,7 @@ from elgan_ray.record.names import (
     is_finite_number,
 )
 from elgan_ray.record.runs import range_text, read_run_record, read_study_record
-from elgan_ray.report.frame import varying_columns, with_roles
+from elgan_ray.report.frame import varying_columns
 from elgan_ray.report.index import read_index
 
 # evals.csv's columns without which no table can be made (`role` is inferred from `kind` in older files).
@@ -47,7 +48,7 @@ MAX_PREVIEW_BYTES = 64 << 20  # a preview.npz's arrays, uncompressed (4 frames a
 
 
 def check_evals(path: Path, evals: pd.DataFrame) -> None:
-    """Every value of evals.csv (with its `role`, frame.with_roles) is one the report knows how to count:
+    """Every value of evals.csv (upgraded: upgrade_evals) is one the report knows how to count:
     kind, role, phase, post, status and the losses from their lists, seeds and steps whole numbers, metrics
     fractions or empty, lambda, emb_block and D's health figures finite or empty. A UserError names the CSV line
     (header = line 1) and the column."""
@@ -149,7 +150,7 @@ def read_study_evals(path: Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in evals.columns]
     if missing:
         raise UserError(path, f"missing column(s) {', '.join(missing)}: every row needs {', '.join(REQUIRED_COLUMNS)}")
-    evals = with_roles(evals)
+    evals = upgrade_evals(evals)
     check_evals(path, evals)
     evals = evals.astype({"trial_id": str, "trial_name": str})  # ids of digits alone too: a silent run's are text
     if not (evals["role"] == GAN).any():
@@ -157,13 +158,24 @@ def read_study_evals(path: Path) -> pd.DataFrame:
     return evals
 
 
+def upgrade_evals(evals: pd.DataFrame) -> pd.DataFrame:
+    """An older evals.csv as the current record version reads (record/names.py's RECORD_VERSION): one gathered
+    before controls existed gets its `role` from `kind`. Rows gathered before phase_step and D's health figures
+    existed keep those cells empty, which the tables and figures read as absent."""
+    if "role" not in evals:
+        evals = evals.assign(role=evals["kind"].map({"pretrain": BASELINE, "gan": GAN}))
+    return evals
+
+
 def read_study(study_dir: Path, evals: pd.DataFrame) -> dict[str, Any]:
-    """study.json, or what can be inferred without it (the folder name, the table forms from what varies)."""
+    """study.json, or what can be inferred without it (the folder name, the table forms from what varies); an older
+    record's missing keys take what its sweep did (record_version 1; metric: basic++ accuracy, maximised)."""
     path = layout.study_file(study_dir)
     record = read_study_record(path) if path.exists() else {}
     started = datetime.fromtimestamp(layout.evals_file(study_dir).stat().st_mtime, timezone.utc)
     inferred = {"study": study_dir.name, "description": "", "config_path": "", "preset": "unknown", "command": ""}
     inferred |= {"started": started.isoformat(timespec="seconds"), "finished": None, "wall_s": None}
+    inferred |= {"record_version": 1, "metric": {"name": "accuracy", "post": MAIN_POST, "mode": "max"}}
     varying = varying_columns(evals)
     tables = ["stability"] + [t for t, c in (("embedding", "emb_block"), ("lambda", "lambda")) if c in varying]
     inferred["tables"] = tables + ([BASELINE] if (evals["role"] == BASELINE).any() else [])

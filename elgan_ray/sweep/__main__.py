@@ -30,7 +30,7 @@ from elgan_ray.errors import UserError, quoted, run_cli
 from elgan_ray.files import check_writable
 from elgan_ray.presets import PRESETS, preset
 from elgan_ray.record import layout
-from elgan_ray.record.names import CONTROL, SEED_KEY, metric_key, resource_rule
+from elgan_ray.record.names import CONTROL, RECORD_VERSION, SEED_KEY, metric_key, resource_rule
 from elgan_ray.record.runs import read_study_record, write_study_record
 from elgan_ray.report import check_outputs, write_report
 from elgan_ray.study.plan import PlannedRun, planned_runs, varying_keys
@@ -174,7 +174,8 @@ def study_record(study: Study, args: argparse.Namespace, argv: list[str] | None)
     spec, settings = study.spec, study.settings
     started = study.first_started or datetime.now(timezone.utc).isoformat(timespec="seconds")
     command = "python -m elgan_ray.sweep " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    record = {"study": spec.study, "description": spec.description, "config_path": spec.path}
+    record = {"study": spec.study, "record_version": RECORD_VERSION}
+    record |= {"description": spec.description, "config_path": spec.path}
     record |= {"preset": args.preset, "command": command, "started": started, "finished": None}
     record |= {"scientific": [k for k in settings.varying if k != SEED_KEY], "tables": list(spec.tables)}
     record["metric"] = {"name": spec.metric_name, "post": spec.metric_post, "mode": spec.metric_mode}

@@ -157,6 +157,7 @@ def test_runs_of_other_frames_are_refused(tmp_path):
 
 def test_the_report_writes_ensembles_and_the_uncertainty_column(tmp_path):
     from elgan_ray.report import write_report
+    from elgan_ray.report.inputs import read_study_evals
 
     study = tmp_path / "results" / "stab"
     statuses = {"baseline": ["ok"] * 2, "control": ["ok"] * 2, "g=emb,d=ce": ["ok"] * 3, "g=emb,d=emb": ["ok"] * 2}
@@ -169,5 +170,5 @@ def test_the_report_writes_ensembles_and_the_uncertainty_column(tmp_path):
     assert list(table.columns) == list(COLUMNS)
     assert len(table) == 2 * (2 + 2 + 3 + 2)  # post x (ensembles of 1..n per method)
     pd.testing.assert_frame_equal(
-        table, study_ensembles(study, pd.read_csv(study / "evals.csv"))[0].astype(table.dtypes)
+        table, study_ensembles(study, read_study_evals(study / "evals.csv"))[0].astype(table.dtypes)
     )

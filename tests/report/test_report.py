@@ -14,6 +14,7 @@ import pytest
 
 from elgan_ray.report import write_report
 from elgan_ray.report.__main__ import main
+from elgan_ray.report.inputs import read_study_evals
 from elgan_ray.report.tables import summarize
 
 GROUPS = [("ce", "ce"), ("ce", "emb"), ("emb", "ce"), ("emb", "emb")]
@@ -121,7 +122,7 @@ def _independent(evals: pd.DataFrame) -> dict[str, dict]:
 def test_summary_numbers_recompute(reported):
     study, written = reported
     summary = pd.read_csv(written["summary.csv"])
-    expected = _independent(pd.read_csv(study / "evals.csv"))
+    expected = _independent(read_study_evals(study / "evals.csv"))
     assert list(summary["group"]) == sorted(expected)
     for _, row in summary.iterrows():
         for key, value in expected[row["group"]].items():
@@ -135,7 +136,7 @@ def test_summary_numbers_recompute(reported):
 
 
 def test_summarize_is_pure(study: Path):
-    evals = pd.read_csv(study / "evals.csv")
+    evals = read_study_evals(study / "evals.csv")
     before = evals.copy()
     summary = summarize(evals)
     pd.testing.assert_frame_equal(evals, before)
@@ -144,7 +145,7 @@ def test_summarize_is_pure(study: Path):
 
 
 def test_groups_by_cfg_columns_and_names_single_group(study: Path):
-    evals = pd.read_csv(study / "evals.csv")
+    evals = read_study_evals(study / "evals.csv")
     gan = evals["kind"] == "gan"
     one = evals[~gan | ((evals["gen_loss"] == "emb") & (evals["disc_loss"] == "ce"))]
     assert list(summarize(one)["group"]) == ["EL-GAN"]
@@ -161,7 +162,7 @@ def test_files_figures(reported):
         assert written[name].exists() and written[name].stat().st_size > 0, name
     for name in ("stability.png", "curves.png", "predictions.png"):
         assert written[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and written[name].stat().st_size > 10_000
-    evals = pd.read_csv(study / "evals.csv")
+    evals = read_study_evals(study / "evals.csv")
     final = pd.read_csv(written["final.csv"])
     base = final[(final["group"] == "baseline") & (final["post"] == "basic++")].iloc[0]
     last = evals[(evals["kind"] == "pretrain") & (evals["step"] == 200) & (evals["post"] == "basic++")]
@@ -208,7 +209,7 @@ def _cli(path: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_runs_and_names_a_single_group(study: Path):
-    evals = pd.read_csv(study / "evals.csv")
+    evals = read_study_evals(study / "evals.csv")
     keep = (evals["kind"] == "pretrain") | (evals["gen_loss"] == "emb") & (evals["disc_loss"] == "ce")
     evals[keep].to_csv(study / "evals.csv", index=False)
     for name in evals.loc[~keep, "trial_name"].unique():  # as if those trials never ran
@@ -225,7 +226,7 @@ def test_predictions_without_postprocess(reported, monkeypatch):
 
     study, _ = reported
     monkeypatch.setitem(sys.modules, "elgan_ray.evaluate.postprocess", None)  # import fails: the raw row only
-    fig = plots.predictions_figure("stab", pd.read_csv(study / "evals.csv"), study)
+    fig = plots.predictions_figure("stab", read_study_evals(study / "evals.csv"), study)
     assert fig is not None and len(fig.axes) == 2 * 7 + 1  # 2 frames x (frame, label, baseline, 4 groups), colour bar
     assert "post-processed row skipped" in fig._suptitle.get_text()
 
@@ -363,3 +364,14 @@ def test_a_stopped_trial_is_counted_and_kept_out_of_the_statistics():
     figure = stability_figure("search", evals, summarize(evals))
     ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert any("2/3 scored, 1 stopped" in t for t in ticks), ticks
+
+
+def test_an_older_record_is_upgraded_in_one_place(study: Path):
+    """The study above is record version 1: evals.csv without `role`, study.json without a version or a metric."""
+    from elgan_ray.report.inputs import read_study
+
+    assert "role" not in pd.read_csv(study / "evals.csv").columns
+    evals = read_study_evals(study / "evals.csv")
+    assert set(evals.loc[evals.kind == "pretrain", "role"]) == {"baseline"} and set(evals.role) == {"baseline", "gan"}
+    record = read_study(study, evals)
+    assert record["record_version"] == 1 and record["metric"] == {"name": "accuracy", "post": "basic++", "mode": "max"}
