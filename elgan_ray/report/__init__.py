@@ -47,7 +47,7 @@ from elgan_ray.report.frame import group_order
 from elgan_ray.report.index import update_index
 from elgan_ray.report.inputs import check_outputs, load_previews, read_study, read_study_evals, with_silent_runs
 from elgan_ray.report.markdown import render
-from elgan_ray.report.tables import chance_warnings, final_table, health_table, pairwise, summarize
+from elgan_ray.report.tables import best_group, chance_warnings, final_table, health_table, pairwise, summarize
 
 __all__ = ["check_outputs", "write_report"]  # the sweep checks the report's outputs before its first trial
 
@@ -95,5 +95,6 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> tuple[dic
     atomic_write_text(written["table.tex"], tex)
     title = f"{study['study']} (preset {study['preset']})"
     written |= plots.write_figures(study_dir, title, evals, tables["summary"], previews, ensembles, spread)
-    written["index.csv"] = update_index(results_root, study, tables["summary"], cost)
+    best = best_group(evals, study["metric"])
+    written["index.csv"] = update_index(results_root, study, tables["summary"], best, cost)
     return written, warnings

@@ -14,7 +14,6 @@ import pandas as pd
 from elgan_ray.errors import UserError
 from elgan_ray.files import atomic_write_text, check_writable
 from elgan_ray.record import layout
-from elgan_ray.record.names import CONTROL
 from elgan_ray.report.cost import INDEX_COLUMNS as COST_COLUMNS
 from elgan_ray.report.cost import StudyCost
 
@@ -44,21 +43,24 @@ def read_index(path: Path) -> pd.DataFrame | None:
     return index
 
 
-# One row per study run: what ran (study.json), its trials, its best group, and what it cost (cost.py).
+# One row per study run: what ran (study.json), its trials, its best GAN group by the study's metric (best_metric,
+# e.g. "f1 basic max", and the group's mean over runs of it at their final evaluation), and what it cost (cost.py).
 INDEX_COLUMNS = ("study", "config_path", "description", "preset", "command", "started", "finished", "wall_s")
-INDEX_COLUMNS += ("n_trials", "n_diverged", "best_group", "best_accuracy_mean")
+INDEX_COLUMNS += ("n_trials", "n_diverged", "best_metric", "best_group", "best_mean")
 INDEX_COLUMNS += COST_COLUMNS
 
 
-def update_index(results_root: Path, study: dict[str, Any], summary: pd.DataFrame, cost: StudyCost) -> Path:
-    """Add or replace this study run's row (key: study + started) in <results>/index.csv."""
+def update_index(
+    results_root: Path, study: dict[str, Any], summary: pd.DataFrame, best: tuple[str | None, float], cost: StudyCost
+) -> Path:
+    """Add or replace this study run's row (key: study + started) in <results>/index.csv; `best` is the best GAN
+    group by the study's metric and its mean (tables.best_group)."""
     path = layout.index_file(results_root)
-    groups = summary[summary["group"] != CONTROL]  # the best method of the study, not its reference
-    best = groups.loc[groups["accuracy_mean"].idxmax()] if groups["accuracy_mean"].notna().any() else None
+    metric = study["metric"]
     row = {k: study.get(k) for k in INDEX_COLUMNS[:8]}
     row |= {"n_trials": int(summary["n_trials"].sum()), "n_diverged": int(summary["n_diverged"].sum())}
-    row |= {"best_group": None if best is None else best["group"]}
-    row |= {"best_accuracy_mean": None if best is None else round(float(best["accuracy_mean"]), 4)}
+    row |= {"best_metric": f"{metric['name']} {metric['post']} {metric['mode']}", "best_group": best[0]}
+    row |= {"best_mean": None if best[0] is None else round(float(best[1]), 4)}
     row |= cost.index_columns()
     results_root.mkdir(parents=True, exist_ok=True)
     # Two sweeps may finish at once: the lock makes their read-modify-write of the index one after the other.

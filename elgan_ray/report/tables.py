@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from elgan_ray.record.names import BASELINE, CONTROL, HEALTH, MAIN_POST, STATUSES
+from elgan_ray.record.names import BASELINE, CONTROL, GAN, HEALTH, MAIN_POST, STATUSES
 from elgan_ray.report.frame import D_CHANCE, d_at_chance, final_rows, group_order, methods, varying_columns, with_groups
 
 N_BOOT = 10_000  # bootstrap resamples; with seed BOOT_SEED the intervals are reproducible exactly
@@ -157,3 +157,16 @@ def chance_warnings(evals: pd.DataFrame) -> list[str]:
         f"{D_CHANCE} over {row.n_runs} runs): its GAN phase does not test the method"
         for row in d_at_chance(evals).itertuples()
     ]
+
+
+def best_group(evals: pd.DataFrame, metric: dict[str, str]) -> tuple[str | None, float]:
+    """The GAN group whose runs' final `metric["name"]` after `metric["post"]` is best on average (max or min, by
+    metric["mode"]), and that mean (a fraction, as evals.csv holds it); (None, NaN) when no group has a value. The
+    control is the reference of the study, never its best."""
+    final = final_rows(evals)
+    final = final[(final["role"] == GAN) & (final["post"] == metric["post"])]
+    means = final.groupby("group")[metric["name"]].mean().dropna()
+    if means.empty:
+        return None, float("nan")
+    group = means.idxmax() if metric["mode"] == "max" else means.idxmin()
+    return str(group), float(means[group])

@@ -24,6 +24,7 @@ def test_asha_stops_weak_search_trials_and_the_report_counts_them(tmp_path, tiny
         tables=[],
         fixed={"schedule.gan_steps": 12, "schedule.eval_every": 4},
         scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 4},
+        metric={"name": "f1", "post": "basic", "mode": "max"},  # ranked by F1 after basic, not basic++ accuracy
     )
     results = tmp_path / "results"
     command = sweep_command(study, results, tiny_dataset, "--max-concurrent", "1")
@@ -40,6 +41,11 @@ def test_asha_stops_weak_search_trials_and_the_report_counts_them(tmp_path, tiny
     summary = pd.read_csv(results / "search" / "summary.csv")
     assert summary.n_stopped.sum() == (status == "stopped").sum()
     assert f"{(status == 'stopped').sum()} trial(s) stopped early by asha" in done.stdout
+    # Tune ranked by the study's metric: every trial reported it, and the index names it with the best group.
+    results_files = list((results / "search" / "tune_0").glob("*/result.json"))
+    assert results_files and all('"basic/f1"' in path.read_text() for path in results_files)
+    index = pd.read_csv(results / "index.csv")
+    assert list(index.best_metric) == ["f1 basic max"]
 
     again = subprocess.run(command + ["--resume"], env=sweep_env(), capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

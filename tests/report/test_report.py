@@ -184,9 +184,10 @@ def test_index_row_replaced_on_rerun(reported):
     row = index.iloc[0]
     assert row["n_trials"] == 13 and row["n_diverged"] == 1
     assert row["preset"] == "tiny" and row["command"].startswith("python -m elgan_ray.sweep")
-    summary = pd.read_csv(study / "summary.csv")
-    assert row["best_group"] == summary.loc[summary["accuracy_mean"].idxmax(), "group"]
-    assert row["best_accuracy_mean"] == pytest.approx(summary["accuracy_mean"].max(), abs=1e-4)
+    final = pd.read_csv(study / "final.csv").query("post == 'basic++' and group not in ('baseline', 'control')")
+    assert row["best_metric"] == "accuracy basic++ max"  # a version-1 study: the metric its sweep ranked by
+    assert row["best_group"] == final.loc[final["accuracy"].idxmax(), "group"]
+    assert row["best_mean"] * 100 == pytest.approx(final["accuracy"].max(), abs=1e-2)
     # The cost: 12 runs of 2 s (the failed one has no time), each holding 2 CPUs and half a GPU.
     assert (row["trial_seconds"], row["cpu_hours"], row["gpu_hours"]) == (24, round(48 / 3600, 4), round(12 / 3600, 4))
     assert row["wall_s"] == 1.0
@@ -375,3 +376,16 @@ def test_an_older_record_is_upgraded_in_one_place(study: Path):
     assert set(evals.loc[evals.kind == "pretrain", "role"]) == {"baseline"} and set(evals.role) == {"baseline", "gan"}
     record = read_study(study, evals)
     assert record["record_version"] == 1 and record["metric"] == {"name": "accuracy", "post": "basic++", "mode": "max"}
+
+
+def test_the_best_group_is_the_best_by_the_study_s_metric_in_its_mode(study: Path):
+    from elgan_ray.report.frame import final_rows
+    from elgan_ray.report.tables import best_group
+
+    evals = read_study_evals(study / "evals.csv")
+    final = final_rows(evals)
+    gan = final[(final["role"] == "gan") & (final["post"] == "basic")]
+    by_fp = gan.groupby("group")["fp"].mean()
+    assert best_group(evals, {"name": "fp", "post": "basic", "mode": "min"}) == (by_fp.idxmin(), by_fp.min())
+    by_f1 = gan.groupby("group")["f1"].mean()
+    assert best_group(evals, {"name": "f1", "post": "basic", "mode": "max"}) == (by_f1.idxmax(), by_f1.max())

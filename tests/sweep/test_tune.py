@@ -1,8 +1,11 @@
 """sweep/tune.py without a running Ray: a search's ASHA judges trials on their GAN-phase evaluations, and runs whose
 trials ended unfinished are marked stopped."""
 
+import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
+from elgan_ray.record.names import metric_key
 from elgan_ray.study.scheduler import CLOCK
 from elgan_ray.sweep.tune import tune_scheduler
 
@@ -45,3 +48,26 @@ def test_runs_whose_trials_ended_unfinished_are_marked_stopped(tmp_path):
         "running",
     ]
     assert mark_stopped(results, study) == 2  # a --resume runs it again: nothing changes
+
+
+def test_a_search_study_s_tuners_rank_by_its_metric_after_its_post_processing(tmp_path, monkeypatch):
+    import ray
+
+    from elgan_ray.study.spec import load_spec
+    from elgan_ray.sweep.settings import SweepSettings
+    from elgan_ray.sweep.tune import _tune_config
+
+    base = Path(__file__).resolve().parents[2] / "search_spaces" / "base.yaml"
+    path = tmp_path / "f1.yaml"
+    path.write_text(
+        f"study: f1\ndescription: a search by F1\nbase: {base}\nscientific: {{}}\nseeds: 2\nnum_samples: 3\n"
+        "nuisance: {optim.lr_g: {loguniform: [1.0e-4, 1.0e-3]}}\nmetric: {name: f1, post: basic, mode: max}\n"
+    )
+    spec = load_spec(str(path))
+    settings = SweepSettings("f1", str(tmp_path), {}, ("optim.lr_g", "seed"), None, 1, 1.0, 0.0)
+    settings = dataclasses.replace(settings, metric=metric_key(spec.metric_name, spec.metric_post))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})  # no Ray started: the machine's share
+    searched = _tune_config(spec, settings, max_concurrent=0, searched=True)
+    assert (searched.metric, searched.mode) == ("basic/f1", "max")
+    assert searched.num_samples == 6  # 3 proposals x 2 seeds, each seed a repeat
+    assert _tune_config(spec, settings, max_concurrent=0, searched=False).metric is None  # the controls' grid

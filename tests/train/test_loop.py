@@ -185,3 +185,16 @@ def test_pretraining_stops_at_its_plateau_within_the_budget(tmp_path, tiny_datas
     assert result.step < 200 and result.step == accuracy[-1][0]
     assert result.step == best_step + 2 * 2  # two evaluations without a new best end it
     assert all(value <= best for step, value in accuracy if step > best_step)
+
+
+def test_every_evaluation_reports_every_figure_after_every_post_processing(tmp_path, tiny_dataset):
+    """What a search study ranks by (its metric.name after metric.post) reaches the reporter as e.g. basic/f1."""
+    reported = []
+    cfg = preset("smoke").with_flat({"schedule.pretrain_d_steps": 0, "schedule.gan_steps": 0})
+    train(cfg, smoke_settings(tmp_path, "run", tiny_dataset), report=lambda step, metrics: reported.append(metrics))
+    rows = read_run_evals(tmp_path / "run")
+    assert len(reported) == len(rows) // 2 >= 2  # one report per evaluation, one row per post-processing
+    for metrics, step in zip(reported, sorted({row["step"] for row in rows}), strict=True):
+        for row in (r for r in rows if r["step"] == step):
+            for name in ("accuracy", "fp", "fn", "f1"):
+                assert metrics[f"{row['post']}/{name}"] == row[name]
