@@ -1,8 +1,8 @@
 """The layout of a results folder: every path the sweep, the trials, the report and the bench use under <results>/.
 
 <results>/
-  index.csv, .index.lock    one row per study run (report.update_index), and its writers' lock
-  _pretrain/<id>/           the shared generator pre-trainings, cached across studies (pretrain.py)
+  index.csv, .index.lock    one row per study run (report/index.py), and its writers' lock
+  _pretrain/<id>/           the shared generator pre-trainings, cached across studies (sweep/pretrain.py)
   <study>/
     study.json              what ran, with which command and preset, when
     runs/<name>/            one folder per GAN trial: run.json, evals.jsonl, status.json, checkpoint.pt, preview.npz,
@@ -13,9 +13,10 @@
     tune_control/, tune_<i>/  a search study's: its controls, and one Tuner per scientific point
     train/<trial>-<run>/    Ray Train's record of a run on several workers
     evals.csv               every evaluation of every run, gathered from the runs' own evals.jsonl
-    summary.csv, final.csv, pairwise.csv, table.md/.tex, stability.png/.pdf, curves.png, predictions.png,
+    summary.csv, final.csv, pairwise.csv, health.csv, table.md/.tex, stability.png/.pdf, curves.png, health.png,
+    widths.png, predictions.png,
     ensemble.csv, ensemble.png
-                            the report (report.py, plots.py, ensemble.py)
+                            the report (report/)
 
 Every file name of the record is here, a run folder's included, and nowhere else. Tune's and Train's folders are
 their records, not ours: the report reads evals.csv, study.json and runs/ only. Paths only, no I/O and no heavy
@@ -43,7 +44,8 @@ PREVIEW_FILE = "preview.npz"
 VAL_MAPS_FILE = "val_maps.npz"
 # The report's files in a study folder (report.py's tables, plots.py's figures); checked writable before it writes.
 REPORT_FILES = ("summary.csv", "final.csv", "pairwise.csv", "health.csv", "ensemble.csv", "table.md", "table.tex")
-REPORT_FILES += ("stability.png", "stability.pdf", "curves.png", "health.png", "ensemble.png", "predictions.png")
+REPORT_FILES += ("stability.png", "stability.pdf", "curves.png", "health.png", "widths.png", "ensemble.png")
+REPORT_FILES += ("predictions.png",)
 
 
 def study_dir(results_root: str | Path, study: str) -> Path:

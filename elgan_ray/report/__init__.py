@@ -8,18 +8,24 @@ order and each run's final rows come from frame.py, which the figures (plots.py)
 are tables.py's pure functions, and markdown.py renders them.
 
 Written into the study folder:
-  summary.csv       one row for the control and one per group, Table 3 form plus F1 over seeds (see `summarize`)
-  final.csv         Table 1/2/4 form: final accuracy, FP, FN per method (baseline, control, groups) x post-processing
-  pairwise.csv      bootstrap test of the difference in final accuracy of every group against the control
+  summary.csv       one row for the control and one per group: Table 3 as the paper computes it (within each run,
+                    averaged over seeds, with the spread across seeds), the pooled figures, F1 over seeds
+  final.csv         Table 1/2/4 form: final accuracy, FP, FN and line width ratio per method x post-processing
+  pairwise.csv      every group against the control of the same seed (and the control against the baseline): the
+                    paired difference of final accuracy and of the width ratio, its interval, the minimal
+                    detectable effect (tables.pairwise, stats.py)
   health.csv        D's health per control and group (`health_table`): does D learn, how large is its gradient
   table.md/.tex     the tables above, titled for the tables the study calls for (study.json), a line of what the
-                    study cost (cost.py), and a warning for every group whose D ends its pre-training at chance
+                    study cost (cost.py), a warning for every group whose D ends its pre-training at chance, the
+                    comparisons in words, and the paper's tables beside ours (paper.py)
   ensemble.csv      seed ensembles per method x post-processing x ensemble size (ensemble.py), when runs kept maps
-  stability.png/.pdf, curves.png, health.png, ensemble.png, predictions.png   (see plots.py)
+  stability.png/.pdf, curves.png, health.png, widths.png, ensemble.png, predictions.png   (see plots.py)
 The modules, in the order the report uses them:
   inputs.py       evals.csv, study.json, run.json, previews and the outputs, read and checked before any write
   frame.py        groups of trials, their order, each run's final evaluation
-  tables.py       Table 1/3/4 forms, the tests against the control, D's health: pure functions
+  tables.py       Table 1/3/4 forms, the paired comparisons against the control, D's health: pure functions
+  stats.py        intervals (exact sign-flip, bootstrap) and the minimal detectable effect
+  paper.py        the paper's numbers, and ours beside them table by table
   markdown.py     the tables as table.md and table.tex
   ensemble.py     seed ensembles from the runs' final maps
   plots.py        the figures
@@ -43,10 +49,11 @@ from elgan_ray.files import atomic_write_text
 from elgan_ray.record import layout
 from elgan_ray.record.names import CONTROL
 from elgan_ray.report.cost import study_cost
-from elgan_ray.report.frame import group_order
+from elgan_ray.report.frame import group_order, with_groups
 from elgan_ray.report.index import update_index
 from elgan_ray.report.inputs import check_outputs, load_previews, read_study, read_study_evals, with_silent_runs
 from elgan_ray.report.markdown import render
+from elgan_ray.report.paper import beside_the_paper, what_differs
 from elgan_ray.report.tables import best_group, chance_warnings, final_table, health_table, pairwise, summarize
 
 __all__ = ["check_outputs", "write_report"]  # the sweep checks the report's outputs before its first trial
@@ -89,7 +96,8 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> tuple[dic
     for name, table in tables.items():
         atomic_write_text(written[f"{name}.csv"], table.to_csv(index=False))
     warnings = chance_warnings(evals)
-    md, tex = render(study, tables, cost.line(), warnings)
+    paper = beside_the_paper(study, with_groups(evals), tables)
+    md, tex = render(study, tables, cost.line(), warnings, paper, what_differs(study))
     written |= {"table.md": study_dir / "table.md", "table.tex": study_dir / "table.tex"}
     atomic_write_text(written["table.md"], md)
     atomic_write_text(written["table.tex"], tex)

@@ -41,7 +41,8 @@ def write_figures(
     ensembles: pd.DataFrame | None = None,
     spread: tuple[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """stability.png/.pdf, curves.png, health.png (when evals.csv has D's health), ensemble.png (when runs kept
+    """stability.png/.pdf, curves.png, health.png (when evals.csv has D's health), widths.png (when it has line
+    widths), ensemble.png (when runs kept
     maps) and predictions.png (when previews exist: `previews`, else inputs.load_previews of study_dir) in
     study_dir; `spread` (group, ensemble.Spread) adds its uncertainty column to predictions.png."""
     written = {}
@@ -54,6 +55,9 @@ def write_figures(
     fig = health_figure(title, evals)
     if fig is not None:
         written["health.png"] = _save(fig, study_dir / "health.png")
+    fig = widths_figure(title, evals)
+    if fig is not None:
+        written["widths.png"] = _save(fig, study_dir / "widths.png")
     fig = predictions_figure(title, evals, study_dir, previews, spread)
     if fig is not None:
         written["predictions.png"] = _save(fig, study_dir / "predictions.png")
@@ -117,6 +121,29 @@ def stability_figure(title: str, evals: pd.DataFrame, summary: pd.DataFrame) -> 
     ax.set_title(f"{title}\nTraining stability (Fig. 5): final validation F-score over seeds", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def widths_figure(title: str, evals: pd.DataFrame) -> plt.Figure | None:
+    """Fig. 4 in numbers: per method, each run's final line width over its labels' (1 = as thin as a label), with
+    the method's mean; None when the record has no widths."""
+    final = final_rows(evals)
+    final = final[final["post"] == MAIN_POST]
+    if not {"line_width", "label_width"} <= set(final) or final["line_width"].isna().all():
+        return None
+    ratio = (final["line_width"] / final["label_width"]).where(final["line_width"] > 0)
+    order = methods(evals)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(order), 3.2))
+    for x, method in enumerate(order):
+        values = ratio[final["group"] == method].dropna()
+        ax.scatter(np.full(len(values), x), values, color="0.45", s=14, zorder=3)
+        if len(values):
+            ax.plot([x - 0.3, x + 0.3], [values.mean()] * 2, color="tab:blue", lw=2)
+    ax.axhline(1.0, color="tab:green", ls=":", lw=1, label="label width")
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("final line width / label width")
+    ax.set_title(f"{title}: line width (Fig. 4: thinner, label-like lines)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
     return fig
 
 

@@ -1,6 +1,7 @@
 """The report's tables as pure functions of a study's evals.csv rows (frame.py shapes them): Table 3 form
-(`summarize`), Table 1/2/4 form (`final_table`), the bootstrap tests against the control (`pairwise`) and D's
-health (`health_table`). No I/O; report.py reads the inputs and writes the files.
+(`summarize`), Table 1/2/4 form with the width ratio (`final_table`), the paired comparisons against the control
+with their minimal detectable effects (`pairwise`; stats.py) and D's health (`health_table`). No I/O; the report's
+__init__.py reads the inputs and writes the files.
 """
 
 from __future__ import annotations
@@ -10,35 +11,23 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from elgan_ray.record.names import BASELINE, CONTROL, GAN, HEALTH, MAIN_POST, STATUSES
+from elgan_ray.record.names import BASELINE, CONTROL, GAN, HEALTH, MAIN_POST, POSTS, STATUSES
 from elgan_ray.report.frame import D_CHANCE, d_at_chance, final_rows, group_order, methods, varying_columns, with_groups
-
-N_BOOT = 10_000  # bootstrap resamples; with seed BOOT_SEED the intervals are reproducible exactly
-BOOT_SEED = 0
-
-
-def _resampled_means(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """N_BOOT bootstrap means: values[rng.integers(0, n, (N_BOOT, n))].mean(axis=1)."""
-    return values[rng.integers(0, len(values), (N_BOOT, len(values)))].mean(axis=1)
-
-
-def bootstrap_ci(values: np.ndarray, seed: int = BOOT_SEED) -> tuple[float, float]:
-    """95% percentile interval (np.percentile's default, linear) of the mean of the non-NaN values; NaN below 2."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) < 2:  # one value resamples to itself: an interval of width 0 would claim certainty
-        return float("nan"), float("nan")
-    low, high = np.percentile(_resampled_means(values, np.random.default_rng(seed)), [2.5, 97.5])
-    return float(low), float(high)
+from elgan_ray.report.stats import bootstrap_ci, minimal_detectable_effect, paired_ci, unpaired_bootstrap_ci
 
 
 def summarize(evals: pd.DataFrame) -> pd.DataFrame:
     """One row for the control (when the study has one; its config columns empty) and one per group of GAN
-    trials. Percent = fraction x 100 (variance x 100^2); NaN metrics are skipped.
+    trials. Percent = fraction x 100 (variance x 100^2); NaN metrics are skipped. Stopped trials (a search's
+    scheduler stopped them for scoring low) are left out of every statistic: their rows would bias them.
 
     n_trials/n_seeds: distinct trial_id/seed; n_ok..n_stopped: trials by their final status (STATUSES).
-    accuracy_mean/var/max, n_evals: every `gan`-phase, basic++ row of the group's trials (var ddof=1), stopped
-    trials left out: the scheduler stopped them for scoring low, so their rows would bias the statistics.
+    accuracy_mean/var/max: Table 3 as the paper computes it, over one run's training: each run's mean, variance
+    (ddof=1) and max of its `gan`-phase basic++ accuracy, then the mean over the group's runs (seeds) of each;
+    accuracy_mean_sd/var_sd/max_sd: the spread of those per-run figures across the runs (sd, ddof=1).
+    n_evals: GAN-phase evaluations per run (the mean over runs).
+    accuracy_pooled_mean/var/max: the same figures over every evaluation of every run at once, so the spread
+    between seeds is in them too (what this table showed before it followed the paper).
     f1_mean/f1_std (ddof=1), n_final: each trial's final evaluation (its highest-step `gan`-phase basic++ row).
     f1_ci_low/high: bootstrap_ci of those final F1 values (percent) ordered by seed then trial_id.
     final_accuracy_mean: the mean of those final rows' accuracy.
@@ -49,7 +38,13 @@ def summarize(evals: pd.DataFrame) -> pd.DataFrame:
     trials = gan.groupby("trial_id").first()
     status = pd.crosstab(trials["group"], trials["status"]).reindex(columns=list(STATUSES), fill_value=0)
     main = gan[(gan["phase"] == "gan") & (gan["post"] == MAIN_POST) & (gan["status"] != "stopped")]
-    accuracy = main.groupby("group")["accuracy"].agg(["mean", "var", "max", "count"])
+    per_run = main.groupby(["group", "trial_id"])["accuracy"].agg(["mean", "var", "max", "count"]) * [
+        100,
+        100**2,
+        100,
+        1,
+    ]
+    pooled = main.groupby("group")["accuracy"].agg(["mean", "var", "max"]) * [100, 100**2, 100]
     final = final_rows(evals)
     final = final[(final["kind"] == "gan") & (final["post"] == MAIN_POST)]
     rows = []
@@ -60,9 +55,12 @@ def summarize(evals: pd.DataFrame) -> pd.DataFrame:
         row = {"group": group, **config}
         row |= {"n_trials": len(members), "n_seeds": members["seed"].nunique()}
         row |= {f"n_{s}": int(status.loc[group, s]) for s in STATUSES}
-        stats = accuracy.reindex([group]).iloc[0]
-        row |= {"n_evals": int(np.nan_to_num(stats["count"])), "accuracy_mean": stats["mean"] * 100}
-        row |= {"accuracy_var": stats["var"] * 100**2, "accuracy_max": stats["max"] * 100}
+        runs = per_run.loc[group] if group in per_run.index.get_level_values(0) else per_run.iloc[:0]
+        row["n_evals"] = runs["count"].mean()
+        for stat in ("mean", "var", "max"):
+            row[f"accuracy_{stat}"] = runs[stat].mean()
+            row[f"accuracy_{stat}_sd"] = runs[stat].std()
+        row |= {f"accuracy_pooled_{stat}": pooled[stat].get(group, np.nan) for stat in ("mean", "var", "max")}
         row |= {"n_final": int(f1.notna().sum()), "f1_mean": f1.mean(), "f1_std": f1.std()}
         row |= dict(zip(("f1_ci_low", "f1_ci_high"), bootstrap_ci(f1.to_numpy()), strict=True))
         row["final_accuracy_mean"] = final.loc[final["group"] == group, "accuracy"].mean() * 100
@@ -72,10 +70,17 @@ def summarize(evals: pd.DataFrame) -> pd.DataFrame:
 
 def final_table(evals: pd.DataFrame) -> pd.DataFrame:
     """Table 1/2/4 form: per method (baseline first) and post-processing, the mean over runs of the final
-    evaluation: accuracy in percent (and its std over runs), FP and FN as fractions (as the paper prints them)."""
+    evaluation: accuracy in percent (and its std over runs), FP and FN as fractions (as the paper prints them), and
+    width_ratio, the predicted lines' mean width over the labels' (train/validation.py; Fig. 4's claim is thinner,
+    label-like lines: 1 is a label's width)."""
     final = final_rows(evals)
+    final = final.assign(width_ratio=_width_ratio(final))
     table = final.groupby(["group", "post"]).agg(
-        accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"), fp=("fp", "mean"), fn=("fn", "mean")
+        accuracy=("accuracy", "mean"),
+        accuracy_std=("accuracy", "std"),
+        fp=("fp", "mean"),
+        fn=("fn", "mean"),
+        width_ratio=("width_ratio", "mean"),
     )
     table[["accuracy", "accuracy_std"]] *= 100
     table["n_runs"] = final.groupby(["group", "post"])["trial_id"].nunique()
@@ -83,6 +88,13 @@ def final_table(evals: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index().sort_values(
         ["group", "post"], key=lambda s: s.map(order.index) if s.name == "group" else s
     )
+
+
+def _width_ratio(rows: pd.DataFrame) -> pd.Series:
+    """line_width / label_width of each row (NaN where a record has no widths, or no predicted line at all)."""
+    if not {"line_width", "label_width"} <= set(rows):
+        return pd.Series(np.nan, index=rows.index)
+    return (rows["line_width"] / rows["label_width"]).where(rows["line_width"] > 0)
 
 
 def comparisons(evals: pd.DataFrame) -> list[tuple[str, str]]:
@@ -96,26 +108,52 @@ def comparisons(evals: pd.DataFrame) -> list[tuple[str, str]]:
     return pairs + ([(CONTROL, BASELINE)] if BASELINE in present else [])
 
 
-def pairwise(evals: pd.DataFrame) -> pd.DataFrame:
-    """The comparisons' bootstrap of the difference of mean final basic++ accuracy (percent) over runs.
+PAIRWISE_COLUMNS = ("a", "b", "measure", "post", "paired", "n_a", "n_b", "n_pairs", "mean_a", "mean_b", "diff")
+PAIRWISE_COLUMNS += ("sd_diff", "ci_low", "ci_high", "method", "real", "mde")
+MAPS = "maps"  # the `post` of a comparison of the maps themselves (the width ratio), before any post-processing
 
-    Each side is resampled on its own (rng seed BOOT_SEED, N_BOOT times); the difference is `real` when the 95%
-    interval excludes 0. With fewer than 2 runs on a side there is no test (real is empty)."""
+
+def pairwise(evals: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons of final accuracy (percent) and of the width ratio, after basic and after basic++.
+
+    Paired by seed where both sides have runs of the same seeds (a GAN group and its control, the control and the
+    baseline): diff is the mean of the per-seed differences a - b, its interval stats.paired_ci's (exact sign-flip
+    for up to 10 pairs, else paired bootstrap), sd_diff their sd and mde the smallest mean difference a study of
+    n_pairs pairs detects with 80 % power (stats.minimal_detectable_effect). Otherwise (a study without controls)
+    unpaired: the difference of the means, each side bootstrapped on its own, no mde. `real`: the interval
+    excludes 0; empty without an interval."""
     final = final_rows(evals)
-    final = final[final["post"] == MAIN_POST]
-    samples = {g: final.loc[final["group"] == g, "accuracy"].dropna().to_numpy() * 100 for g in methods(evals)}
+    final = final.assign(width_ratio=_width_ratio(final), accuracy=final["accuracy"] * 100)
     rows = []
-    for a, b in [(a, b) for a, b in comparisons(evals) if len(samples[a]) and len(samples[b])]:
-        x, y = samples[a], samples[b]
-        row = {"a": a, "b": b, "n_a": len(x), "n_b": len(y), "mean_a": x.mean(), "mean_b": y.mean()}
-        row |= {"diff": x.mean() - y.mean(), "ci_low": np.nan, "ci_high": np.nan, "real": pd.NA}
-        if len(x) > 1 and len(y) > 1:
-            rng = np.random.default_rng(BOOT_SEED)  # a then b, from one generator
-            diffs = _resampled_means(x, rng) - _resampled_means(y, rng)
-            row["ci_low"], row["ci_high"] = np.percentile(diffs, [2.5, 97.5])
-            row["real"] = bool(row["ci_low"] > 0 or row["ci_high"] < 0)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "real"])
+    # Accuracy after each post-processing; the width ratio once, as the maps have it (post-processing is after).
+    for measure, post in [("accuracy", post) for post in POSTS] + [("width_ratio", MAPS)]:
+        of_post = final[final["post"] == (MAIN_POST if post == MAPS else post)]
+        per_seed = of_post.groupby(["group", "seed"])[measure].mean()  # a search group's samples: one per seed
+        for a, b in comparisons(evals):
+            x = per_seed.get(a, pd.Series(dtype=float)).dropna()
+            y = per_seed.get(b, pd.Series(dtype=float)).dropna()
+            if len(x) and len(y):
+                figures = _compare(x, y, paired=CONTROL in (a, b))
+                rows.append({"a": a, "b": b, "measure": measure, "post": post} | figures)
+    return pd.DataFrame(rows, columns=list(PAIRWISE_COLUMNS))
+
+
+def _compare(x: pd.Series, y: pd.Series, paired: bool) -> dict:
+    """The figures of one comparison of per-seed values x (a) and y (b)."""
+    row = {"n_a": len(x), "n_b": len(y), "mean_a": x.mean(), "mean_b": y.mean()}
+    seeds = x.index.intersection(y.index)
+    if paired and len(seeds):
+        d = (x[seeds] - y[seeds]).to_numpy()
+        low, high, method = paired_ci(d) if len(d) > 1 else (np.nan, np.nan, "")
+        sd = float(np.std(d, ddof=1)) if len(d) > 1 else np.nan
+        row |= {"paired": True, "n_pairs": len(d), "diff": d.mean(), "sd_diff": sd, "ci_low": low, "ci_high": high}
+        row |= {"method": method, "mde": minimal_detectable_effect(sd, len(d))}
+    else:
+        low, high = unpaired_bootstrap_ci(x.to_numpy(), y.to_numpy())
+        row |= {"paired": False, "n_pairs": 0, "diff": x.mean() - y.mean(), "sd_diff": np.nan}
+        row |= {"ci_low": low, "ci_high": high, "method": "bootstrap" if np.isfinite(low) else "", "mde": np.nan}
+    row["real"] = bool(row["ci_low"] > 0 or row["ci_high"] < 0) if not np.isnan(row["ci_low"]) else pd.NA
+    return row
 
 
 def health_table(evals: pd.DataFrame) -> pd.DataFrame:

@@ -101,7 +101,8 @@ def reported(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
 
 
 def _independent(evals: pd.DataFrame) -> dict[str, dict]:
-    """Table 3 numbers and F1 statistics in percent, straight from the rule in the issue."""
+    """Table 3 numbers and F1 statistics in percent, straight from the rule: each run's own mean, variance and max
+    over its GAN-phase evaluations, averaged over the group's runs; the pooled figures over every evaluation."""
     gan = evals[evals["kind"] == "gan"].copy()
     gan["group"] = "g=" + gan["gen_loss"] + ",d=" + gan["disc_loss"]
     out = {}
@@ -112,9 +113,13 @@ def _independent(evals: pd.DataFrame) -> dict[str, dict]:
         f1 = last.sort_values(["seed", "trial_id"])["f1"].dropna().to_numpy() * 100
         idx = np.random.default_rng(0).integers(0, len(f1), (10_000, len(f1)))
         low, high = np.percentile(f1[idx].mean(axis=1), [2.5, 97.5])
-        out[group] = {"accuracy_mean": acc.mean(), "accuracy_var": acc.var(ddof=1), "accuracy_max": acc.max()}
+        per_run = (main_rows["accuracy"] * 100).groupby(main_rows["trial_id"])
+        out[group] = {f"accuracy_{s}": getattr(per_run, s)().mean() for s in ("mean", "var", "max")}
+        out[group] |= {f"accuracy_{s}_sd": getattr(per_run, s)().std() for s in ("mean", "var", "max")}
+        out[group] |= {"accuracy_pooled_mean": acc.mean(), "accuracy_pooled_var": acc.var(ddof=1)}
+        out[group] |= {"accuracy_pooled_max": acc.max(), "n_evals": per_run.count().mean()}
         out[group] |= {"f1_mean": f1.mean(), "f1_std": f1.std(ddof=1), "f1_ci_low": low, "f1_ci_high": high}
-        out[group] |= {"n_evals": int(acc.notna().sum()), "n_final": len(f1), "n_seeds": rows["seed"].nunique()}
+        out[group] |= {"n_final": len(f1), "n_seeds": rows["seed"].nunique()}
         out[group] |= {"final_accuracy_mean": last["accuracy"].mean() * 100}
     return out
 
@@ -131,7 +136,7 @@ def test_summary_numbers_recompute(reported):
             assert row[key] == pytest.approx(value, rel=1e-9), (row["group"], key)
     by_group = summary.set_index("group")
     assert by_group.loc["g=emb,d=ce", "n_diverged"] == 1 and by_group.loc["g=emb,d=emb", "n_failed"] == 1
-    assert by_group.loc["g=emb,d=ce", "n_evals"] == 10  # 2 seeds x 4 + 2 before divergence
+    assert by_group.loc["g=emb,d=ce", "n_evals"] == 10 / 3  # per run: 4, 4 and 2 before divergence
     assert by_group.loc["g=emb,d=ce", "n_final"] == 2  # the diverged seed's last evaluation is NaN
 
 
@@ -171,8 +176,10 @@ def test_files_figures(reported):
     table = (study / "table.md").read_text()
     assert "n_diverged" in table and "Table 1 form" in table and "stab (preset tiny)" in table
     pairs = pd.read_csv(written["pairwise.csv"])
-    assert len(pairs) == 10  # baseline + 4 groups, every two
-    real = pairs.set_index(["a", "b"]).loc[("baseline", "g=ce,d=ce"), "real"]
+    assert len(pairs) == 3 * 10  # baseline + 4 groups, every two; accuracy after basic and basic++, width ratio
+    assert not pairs["paired"].any()  # a study without controls: unpaired, each side bootstrapped
+    accuracy = pairs[(pairs.measure == "accuracy") & (pairs.post == "basic++")]
+    real = accuracy.set_index(["a", "b"]).loc[("baseline", "g=ce,d=ce"), "real"]
     assert bool(real)  # baseline ~0.7 against ~0.15: far apart
 
 
@@ -282,10 +289,13 @@ def test_controls_are_the_reference_of_every_table(study: Path):
     final = pd.read_csv(written["final.csv"])
     assert list(final["group"].drop_duplicates())[:2] == ["baseline", "control"]
     pairs = pd.read_csv(written["pairwise.csv"])
+    pairs = pairs[(pairs.measure == "accuracy") & (pairs.post == "basic++")]
     assert [(a, b) for a, b in zip(pairs["a"], pairs["b"], strict=True)] == [
         *[(f"g={g},d={d}", "control") for g, d in GROUPS],
         ("control", "baseline"),
     ]
+    # Paired by seed: 3 seeds, 2 where a seed diverged (its final accuracy is NaN), every pair with its mde.
+    assert pairs["paired"].all() and set(pairs["n_pairs"]) == {2, 3} and pairs["mde"].notna().all()
     control_final = evals[(evals.role == "control") & (evals.phase == "gan") & (evals.post == "basic++")]
     control_final = control_final[control_final.step == 40]["accuracy"] * 100
     assert pairs.set_index("a").loc["control", "mean_a"] == pytest.approx(control_final.mean())
@@ -389,3 +399,54 @@ def test_the_best_group_is_the_best_by_the_study_s_metric_in_its_mode(study: Pat
     assert best_group(evals, {"name": "fp", "post": "basic", "mode": "min"}) == (by_fp.idxmin(), by_fp.min())
     by_f1 = gan.groupby("group")["f1"].mean()
     assert best_group(evals, {"name": "f1", "post": "basic", "mode": "max"}) == (by_f1.idxmax(), by_f1.max())
+
+
+def _two_runs(accuracies: dict[str, list[float]], widths: dict[str, float] | None = None) -> pd.DataFrame:
+    """GAN-phase basic++ rows by hand: per (group, seed) name its accuracies over training (as fractions)."""
+    rows = []
+    for name, values in accuracies.items():
+        group, seed = name.split("/")
+        role = "control" if group == "control" else "gan"
+        for step, accuracy in enumerate(values, start=1):
+            row = {"trial_id": name, "kind": "gan", "role": role, "trial_name": name, "seed": int(seed)}
+            row |= {"gen_loss": "emb", "disc_loss": "ce", "lambda": 0.0 if role == "control" else 0.1}
+            row |= {"emb_block": 7, "phase": "gan", "step": step * 10, "accuracy": accuracy, "status": "ok"}
+            row |= {"fp": 0.1, "fn": 0.1, "f1": 0.9, "line_width": (widths or {}).get(name, 2.0), "label_width": 1.0}
+            rows += [row | {"post": post} for post in ("basic", "basic++")]
+    return pd.DataFrame(rows)
+
+
+def test_table_3_is_within_each_run_and_the_pooled_figures_differ_when_seeds_differ():
+    # Two seeds, each perfectly steady over training but at different levels: no variance within a run (the
+    # paper's Table 3 statistic), all of it between the seeds (what a pooled variance adds in).
+    evals = _two_runs({"gan/0": [0.80, 0.80, 0.80], "gan/1": [0.90, 0.90, 0.90], "control/0": [0.5, 0.6, 0.7]})
+    gan = summarize(evals).set_index("group").loc["EL-GAN"]
+    assert gan["accuracy_var"] == 0.0 and gan["accuracy_var_sd"] == 0.0
+    assert gan["accuracy_mean"] == pytest.approx(85.0) and gan["accuracy_mean_sd"] == pytest.approx(
+        np.std([80, 90], ddof=1)
+    )
+    assert gan["accuracy_pooled_var"] == pytest.approx(np.var([80] * 3 + [90] * 3, ddof=1))  # 30: all between seeds
+    assert gan["accuracy_max"] == pytest.approx(85.0) and gan["accuracy_pooled_max"] == pytest.approx(90.0)
+    control = summarize(evals).set_index("group").loc["control"]
+    assert control["accuracy_var"] == pytest.approx(100.0)  # 50, 60, 70 within its one run
+
+
+def test_comparisons_are_paired_by_seed_with_an_exact_interval_and_a_minimal_detectable_effect():
+    from elgan_ray.report.stats import minimal_detectable_effect, sign_flip_ci
+    from elgan_ray.report.tables import pairwise
+
+    seeds = range(7)
+    gains = [1.0, 2.0, 1.5, 0.5, 2.5, 1.0, 1.5]  # every seed's GAN run ends this many points above its control
+    levels = [60.0 + 7 * s for s in seeds]  # seeds differ by far more than the gains: unpaired, they drown them
+    accuracies = {f"control/{s}": [levels[s] / 100] for s in seeds}
+    accuracies |= {f"gan/{s}": [(levels[s] + gains[s]) / 100] for s in seeds}
+    widths = {f"gan/{s}": 1.5 for s in seeds} | {f"control/{s}": 2.0 + 0.1 * s for s in seeds}
+    pairs = pairwise(_two_runs(accuracies, widths)).set_index(["measure", "post"])
+    row = pairs.loc[("accuracy", "basic++")]
+    assert row["paired"] and row["n_pairs"] == 7 and row["method"] == "sign-flip"
+    assert row["diff"] == pytest.approx(np.mean(gains))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(sign_flip_ci(np.array(gains)))
+    assert row["real"] and row["ci_low"] > 0  # every seed gained: the exact test rejects no difference
+    assert row["mde"] == pytest.approx(minimal_detectable_effect(np.std(gains, ddof=1), 7))
+    width = pairs.loc[("width_ratio", "maps")]
+    assert width["diff"] == pytest.approx(np.mean([1.5 - (2.0 + 0.1 * s) for s in seeds]))
