@@ -23,6 +23,7 @@ from elgan_ray.plain_yaml import load_plain
 LOSS_CHOICES = ("ce", "emb")
 EMB_NORMS = ("rms", "plain")
 AMP_CHOICES = ("fp32", "bf16")
+TRAIN_SPLITS = ("train", "trainval")
 # Bounds of sizes and counts: generous for any real run, far from sizes that exhaust memory. Training size: at
 # most a TuSimple frame; sigma in training pixels; channels: first_conv and growth; levels: of G, each halves the
 # map; blocks: of D; layers: per level or block; widest: first_conv + growth x layers (the paper's G: 608).
@@ -60,8 +61,13 @@ class DataConfig:
     sigma: float = 1.0  # Gaussian width of the rendered label lines, in training pixels (paper: 1)
     train_limit: int = 0  # use only the first N training frames (0 = all): for smoke runs
     val_limit: int = 0  # evaluate on the first N validation frames (0 = all)
+    # The frames G and D train on: "train" (every labelled sequence but the validation one: Tables 1, 3, 4) or
+    # "trainval" (all of them, as the paper's test-set models: Table 2; the validation figures are then of frames
+    # seen in training, and the report says so).
+    train_split: str = "train"
 
     def __post_init__(self) -> None:
+        _require(self.train_split in TRAIN_SPLITS, f"must be one of {', '.join(TRAIN_SPLITS)}", "data.train_split")
         _in_range(self.height, 1, MAX_HEIGHT, "data.height")
         _in_range(self.width, 1, MAX_WIDTH, "data.width")
         _in_range(self.sigma, 0, MAX_SIGMA, "data.sigma", low_open=True)

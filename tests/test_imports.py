@@ -149,6 +149,7 @@ LAYERS = (
     ("elgan_ray.evaluate",),
     ("elgan_ray.study",),
     ("elgan_ray.train",),
+    ("elgan_ray.predict",),
     ("elgan_ray.report",),
     ("elgan_ray.sweep",),
     ("elgan_ray.bench",),

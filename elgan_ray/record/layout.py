@@ -42,8 +42,21 @@ STATUS_FILE = "status.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 PREVIEW_FILE = "preview.npz"
 VAL_MAPS_FILE = "val_maps.npz"
+
+
+def predictions_file(split: str) -> str:
+    """A run's TuSimple submission file of a split (predict/), beside its record."""
+    return f"predictions_{split}.json"
+
+
+def scores_file(split: str) -> str:
+    """The official scores of a run's submission file of a split (predict/), for the report."""
+    return f"scores_{split}.json"
+
+
 # The report's files in a study folder (report.py's tables, plots.py's figures); checked writable before it writes.
-REPORT_FILES = ("summary.csv", "final.csv", "pairwise.csv", "health.csv", "ensemble.csv", "table.md", "table.tex")
+REPORT_FILES = ("summary.csv", "final.csv", "pairwise.csv", "health.csv", "ensemble.csv", "test.csv", "table.md")
+REPORT_FILES += ("table.tex",)
 REPORT_FILES += ("stability.png", "stability.pdf", "curves.png", "health.png", "widths.png", "ensemble.png")
 REPORT_FILES += ("predictions.png",)
 

@@ -151,3 +151,23 @@ def read_run_record(path: Path) -> tuple[dict[str, Any], str]:
 
 def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, (str, bool)) or is_finite_number(value)
+
+
+SCORE_KEYS = ("accuracy", "fp", "fn", "f1")
+
+
+def write_scores(path: Path, scores: dict[str, Any]) -> None:
+    """scores_<split>.json: the official scores of a run's submission file (predict/)."""
+    atomic_write_text(path, json.dumps(scores, indent=1, sort_keys=True) + "\n")
+
+
+def read_scores(path: Path) -> dict[str, Any]:
+    """A run's scores_<split>.json, checked: its split and post-processing named, every score a finite number."""
+    scores = read_json_object(path)
+    for key in ("split", "post"):
+        if not isinstance(scores.get(key), str):
+            raise UserError(path, f"must name the {key}, got {quoted(scores.get(key))}", key=key)
+    for key in SCORE_KEYS:
+        if not is_finite_number(scores.get(key)):
+            raise UserError(path, f"must be a finite number, got {quoted(scores.get(key))}", key=key)
+    return scores

@@ -51,7 +51,15 @@ from elgan_ray.record.names import CONTROL
 from elgan_ray.report.cost import study_cost
 from elgan_ray.report.frame import group_order, with_groups
 from elgan_ray.report.index import update_index
-from elgan_ray.report.inputs import check_outputs, load_previews, read_study, read_study_evals, with_silent_runs
+from elgan_ray.report.inputs import (
+    check_outputs,
+    load_previews,
+    read_study,
+    read_study_evals,
+    seen_in_training,
+    test_scores,
+    with_silent_runs,
+)
 from elgan_ray.report.markdown import render
 from elgan_ray.report.paper import beside_the_paper, what_differs
 from elgan_ray.report.tables import best_group, chance_warnings, final_table, health_table, pairwise, summarize
@@ -92,10 +100,18 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> tuple[dic
     tables["health"] = health_table(evals)
     if not ensembles.empty:
         tables["ensemble"] = ensembles
+    test = test_scores(study_dir, evals)
+    if len(test):
+        tables["test"] = test
     written = {f"{name}.csv": study_dir / f"{name}.csv" for name in tables}
     for name, table in tables.items():
         atomic_write_text(written[f"{name}.csv"], table.to_csv(index=False))
     warnings = chance_warnings(evals)
+    if seen_in_training(study_dir):
+        warnings.append(
+            "note: runs trained on every labelled sequence (data.train_split: trainval): their validation figures "
+            "are of frames seen in training, not validation figures; the test set's scores are the study's result"
+        )
     paper = beside_the_paper(study, with_groups(evals), tables)
     md, tex = render(study, tables, cost.line(), warnings, paper, what_differs(study))
     written |= {"table.md": study_dir / "table.md", "table.tex": study_dir / "table.tex"}

@@ -37,8 +37,8 @@ from elgan_ray.record.names import (
     column_key,
     is_finite_number,
 )
-from elgan_ray.record.runs import range_text, read_run_record, read_study_record
-from elgan_ray.report.frame import varying_columns
+from elgan_ray.record.runs import range_text, read_run_record, read_scores, read_study_record
+from elgan_ray.report.frame import varying_columns, with_groups
 from elgan_ray.report.index import read_index
 
 # evals.csv's columns without which no table can be made (`role` is inferred from `kind` in older files).
@@ -204,3 +204,35 @@ def with_silent_runs(evals: pd.DataFrame, study_dir: Path) -> pd.DataFrame:
     # A text column read from the CSV may hold bools too (True, False and empty): one kind per column, so it sorts.
     text = [column for column in keys if not is_number_column(evals[column])]
     return frame.assign(**{c: frame[c].map(lambda v: v if pd.isna(v) else str(v)) for c in text})
+
+
+def test_scores(study_dir: Path, evals: pd.DataFrame) -> pd.DataFrame:
+    """The test set's scores of the study's runs (runs/*/scores_test.json, written by the sweep's --predict test),
+    per method: accuracy (%), FP, FN averaged over its runs; empty when no run predicted the test set."""
+    groups = with_groups(evals).groupby("trial_name")["group"].first()
+    rows = []
+    for path in layout.run_files(study_dir, layout.scores_file("test")):
+        scores = read_scores(path)
+        group = groups.get(path.parent.name)
+        if group is None:
+            raise UserError(path, "belongs to no run of evals.csv: the scores of a run the study does not hold")
+        rows.append({"group": group, "post": scores["post"]} | {k: scores[k] for k in ("accuracy", "fp", "fn")})
+    if not rows:
+        return pd.DataFrame(columns=["method", "group", "post", "n_runs", "accuracy", "fp", "fn"])
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["group", "post"]).agg(n_runs=("accuracy", "size"), accuracy=("accuracy", "mean"))
+    table = table.join(frame.groupby(["group", "post"])[["fp", "fn"]].mean()).reset_index()
+    table["accuracy"] *= 100
+    configs = evals[evals["role"] == GAN].pipe(with_groups).groupby("group")[["gen_loss", "disc_loss"]].first()
+    el_gan = {g for g in configs.index if tuple(configs.loc[g]) == ("emb", "ce")}
+    table.insert(0, "method", table["group"].map(lambda g: "EL-GAN" if g in el_gan else g))
+    return table
+
+
+def seen_in_training(study_dir: Path) -> bool:
+    """Whether a run of the study trained on the validation sequence too (data.train_split: trainval): its
+    validation figures are then of frames it saw in training."""
+    return any(
+        read_run_record(path)[0].get("config", {}).get("data.train_split") == "trainval"
+        for path in layout.run_files(study_dir, layout.RUN_FILE)
+    )

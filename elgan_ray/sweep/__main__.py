@@ -67,6 +67,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this study")
     parser.add_argument(
+        "--predict",
+        choices=("test", "val"),
+        help="every finished run (and its baseline) writes a TuSimple submission file of this split beside its record, "
+        "scored by the evaluator; the report shows the test scores beside the paper's Table 2",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="print the runs, the pre-trainings they share and an estimate of the cost (a short timing of one step "
@@ -142,6 +148,8 @@ def check_inputs(args: argparse.Namespace) -> Study:
     val_frames = EMBEDDED_SIZES[1]
     if args.data:
         val_frames = len(load_split(args.data, "val"))  # fail on bad data now, not inside 20 trials
+        if args.predict:
+            load_split(args.data, args.predict)  # its labels and every frame they name
     settings = SweepSettings(
         study=spec.study,
         results_root=str(results_root),
@@ -154,6 +162,7 @@ def check_inputs(args: argparse.Namespace) -> Study:
         metric=metric_key(spec.metric_name, spec.metric_post),
         metric_mode=spec.metric_mode,
         cluster=bool(args.address),
+        predict=args.predict,
     )
     if not settings.cluster:  # a local Ray has only this machine's GPUs: Tune would wait for ever for more
         shortfall = local_shortfall(settings.gpus_per_worker * settings.workers_per_trial)

@@ -67,6 +67,8 @@ def _copy_baseline(pretrain_dir: Path, study_dir: Path, name: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     for event_file in pretrain_dir.glob("events.out.tfevents.*"):
         shutil.copy2(event_file, tb_dir / event_file.name)
-    for name_ in (PREVIEW_FILE, RUN_EVALS_FILE, VAL_MAPS_FILE):
+    copied = (PREVIEW_FILE, RUN_EVALS_FILE, VAL_MAPS_FILE)
+    copied += tuple(f(split) for f in (layout.predictions_file, layout.scores_file) for split in ("test", "val"))
+    for name_ in copied:
         if (pretrain_dir / name_).exists():
             shutil.copy2(pretrain_dir / name_, run_dir / name_)

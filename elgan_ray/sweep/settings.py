@@ -33,6 +33,7 @@ class SweepSettings:
     cpus_per_worker: float
     gpus_per_worker: float
     cluster: bool = False  # joined an existing (possibly autoscaling) cluster
+    predict: str | None = None  # --predict SPLIT: every finished run writes its submission file of this split
     # What Tune ranks a search's trials by: the study's metric.name after metric.post (names.metric_key), max or min.
     metric: str = metric_key("accuracy", MAIN_POST)
     metric_mode: str = "max"

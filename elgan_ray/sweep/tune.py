@@ -137,8 +137,25 @@ def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
         # Recorded for the report; re-raised so that Tune retries the trial, which then resumes.
         write_status(out_dir, {"status": "failed", "error": traceback.format_exc(limit=3)[-2000:]})
         raise
-    if read_status(out_dir)["status"] == "diverged":  # Optuna and Tune's table need a number: the worst there is
+    status = read_status(out_dir)["status"]
+    if status == "diverged":  # Optuna and Tune's table need a number: the worst there is
         tune.report({settings.metric: 0.0 if settings.metric_mode == "max" else 1.0, "diverged": True})
+    if settings.predict and status == "ok":
+        _predict(settings, out_dir, pretrained)
+
+
+def _predict(settings: SweepSettings, out_dir: Path, pretrained: Path) -> None:
+    """--predict SPLIT: the run's submission file and its scores beside its record, and its baseline's (the shared
+    pre-training's) if no trial has written them yet (two trials that race write the same file, atomically). On
+    the trial's device: its GPU when it holds one, else the CPU (a multi-worker trial's own process holds none)."""
+    from elgan_ray.data.synthetic import embedded_dataset
+    from elgan_ray.predict.submission import predict_and_score
+
+    data = settings.data_dir or str(embedded_dataset())
+    device = "cuda" if settings.gpus_per_worker > 0 and settings.workers_per_trial == 1 else "cpu"
+    predict_and_score(out_dir, data, settings.predict, device)
+    if not (pretrained / layout.scores_file(settings.predict)).is_file():
+        predict_and_score(pretrained, data, settings.predict, device)
 
 
 def _runner(settings: SweepSettings):

@@ -8,4 +8,5 @@ batches.py      which frames each step trains on; the next batch prepared while 
 checkpoint.py   save, load and check a run's checkpoint.pt
 run_log.py      a run's record as it trains: evals.jsonl rows, TensorBoard, previews, final maps, status
 timing.py       how long each kind of step takes here: for the sweep's dry run and the bench
+device.py       the default device (a GPU when torch sees one) and the check of one asked for
 """

@@ -13,8 +13,9 @@ import json
 import sys
 
 from elgan_ray.config import RunSettings, TrainConfig, flat_keys, parse_overrides
-from elgan_ray.errors import UserError, quoted, run_cli
+from elgan_ray.errors import run_cli
 from elgan_ray.presets import PRESETS, preset
+from elgan_ray.train.device import check_device, default_device
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,7 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", help="TuSimple-layout folder (default: the embedded synthetic set, made once)")
     parser.add_argument("--out", help="output folder (default: results/train/<preset>-seed<N>)")
     parser.add_argument("--seed", type=int, help="random seed (same seed and config: same metrics on CPU)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument(
+        "--device", help="torch device, e.g. cpu or cuda:0 (default: cuda when torch sees one, else cpu)"
+    )
     parser.add_argument("--describe", action="store_true", help="print the models' conv and parameter counts")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.gen=ce")
     return parser.parse_args(argv)
@@ -54,10 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     from elgan_ray.files import check_writable
 
     out = check_writable(args.out or f"results/train/{args.preset}-seed{cfg.seed}", "folder")
-    check_device(args.device)
+    device = args.device or default_device()
+    check_device(device)
     from elgan_ray.train.loop import train  # torch is imported only when a run starts
 
-    settings = RunSettings(out_dir=str(out), data_dir=args.data, device=args.device, run_name=out.name)
+    settings = RunSettings(out_dir=str(out), data_dir=args.data, device=device, run_name=out.name)
     if (out / "checkpoint.pt").exists() or (out / "checkpoint.pt").is_symlink():
         from elgan_ray.record.runs import read_run_evals
         from elgan_ray.train.checkpoint import load_checkpoint
@@ -72,29 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(json_safe({"status": result.status, "step": result.step, **result.final})))
     print(f"TensorBoard: tensorboard --logdir {out}", file=sys.stderr)
     return 0 if result.status == "ok" else 1
-
-
-def check_device(text: str) -> None:
-    """UserError unless `text` names a torch device this machine has: cpu, cuda, cuda:N or mps."""
-    import torch
-
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError, TypeError):
-        raise UserError("--device", f"{quoted(text)} is not a device (cpu, cuda, cuda:N or mps)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device", f"{quoted(text)}: CUDA is not available (torch {torch.__version__})")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise UserError(
-                "--device", f"{quoted(text)}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
-            )
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise UserError("--device", f"{quoted(text)}: MPS is not available on this machine")
-    elif device.type != "cpu":
-        raise UserError("--device", f"{quoted(text)}: training runs on cpu, cuda, cuda:N or mps")
 
 
 def print_progress(step: int, metrics: dict) -> None:

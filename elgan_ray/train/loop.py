@@ -88,7 +88,7 @@ def train(
         torch.backends.cudnn.benchmark = settings.cudnn_benchmark
     data_root = settings.data_dir or str(embedded_dataset())
     size = (cfg.data.height, cfg.data.width)
-    train_set = TuSimpleDataset(data_root, "train", *size, sigma=cfg.data.sigma)
+    train_set = TuSimpleDataset(data_root, cfg.data.train_split, *size, sigma=cfg.data.sigma)
     val_set = TuSimpleDataset(data_root, "val", *size, sigma=cfg.data.sigma)
     n_train = min(len(train_set), cfg.data.train_limit or len(train_set))
     val_frames = [val_set[i] for i in range(min(len(val_set), cfg.data.val_limit or len(val_set)))]

@@ -151,6 +151,8 @@ def test_splits_by_sequence(tmp_path):
     assert [p.name for p in split_label_files(tmp_path, "train")] == ["label_data_0313.json", "label_data_0531.json"]
     assert [p.name for p in split_label_files(tmp_path, "val")] == ["label_data_0601.json"]
     assert [p.name for p in split_label_files(tmp_path, "test")] == ["test_label.json"]
+    trainval = ["label_data_0313.json", "label_data_0531.json", "label_data_0601.json"]  # Table 2's training set
+    assert [p.name for p in split_label_files(tmp_path, "trainval")] == trainval
     with pytest.raises(UserError, match="unknown split 'dev'"):
         split_label_files(tmp_path, "dev")
     (tmp_path / "test_label.json").unlink()

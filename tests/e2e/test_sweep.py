@@ -252,3 +252,19 @@ def test_sweep_joins_a_two_node_cluster(tmp_path, tiny_dataset):
         # Only this cluster's processes (they carry its temp folder in their arguments); `ray stop` would end
         # every Ray on the machine.
         subprocess.run(["pkill", "-9", "-f", env["RAY_TMPDIR"]], capture_output=True)
+
+
+@pytest.mark.ray
+def test_a_study_predicting_the_test_set_reports_table_2_beside_the_paper(tmp_path, tiny_dataset):
+    study = write_study(tmp_path, "t2", {"loss.gen": ["emb"]}, seeds=1, fixed={"data.train_split": "trainval"})
+    run_sweep(study, tmp_path / "r", tiny_dataset, "--predict", "test")
+    folder = tmp_path / "r" / "t2"
+    for name in ("control,seed=0", "seed=0", "baseline,seed=0"):
+        lines = (folder / "runs" / name / "predictions_test.json").read_text().splitlines()
+        assert len(lines) == 4 and set(json.loads(lines[0])) == {"raw_file", "lanes", "h_samples", "run_time"}
+        scores = json.loads((folder / "runs" / name / "scores_test.json").read_text())
+        assert scores["split"] == "test" and 0 <= scores["accuracy"] <= 1
+    test = pd.read_csv(folder / "test.csv")
+    assert set(test["group"]) == {"baseline", "control", "EL-GAN"} and set(test["n_runs"]) == {1}
+    table = (folder / "table.md").read_text()
+    assert "Beside the paper's Table 2" in table and "96.39" in table and "frames seen in training" in table
