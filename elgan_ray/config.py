@@ -20,7 +20,11 @@ import yaml
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.plain_yaml import load_plain
 
-LOSS_CHOICES = ("ce", "emb")
+LOSS_CHOICES = ("ce", "emb")  # the generator's adversarial term
+# The discriminator's loss: eq. 2 (ce), eq. 5 as written (emb, unbounded), and two bounded forms of eq. 5 that
+# the paper does not describe (ours): a hinge at loss.emb_margin (emb_margin), or the distance of unit-length
+# embeddings (emb_unit).
+DISC_CHOICES = ("ce", "emb", "emb_margin", "emb_unit")
 EMB_NORMS = ("rms", "plain")
 AMP_CHOICES = ("fp32", "bf16")
 TRAIN_SPLITS = ("train", "trainval")
@@ -126,17 +130,21 @@ class DiscriminatorConfig:
 @dataclass(frozen=True)
 class LossConfig:
     gen: str = "emb"  # generator adversarial term: "ce" (eq. 1 with BCE) or "emb" (eq. 3, 4)
-    disc: str = "ce"  # discriminator loss: "ce" (eq. 2) or "emb" (eq. 5)
+    disc: str = "ce"  # discriminator loss: one of DISC_CHOICES; "ce" (eq. 2) or "emb" (eq. 5) are the paper's
     lambda_: float = 1.0  # weight of the adversarial term (flat key "loss.lambda"); paper: 1
     emb_block: int = 7  # dense block of D whose output is the embedding (paper: 3, 5, 7)
     # How the embedding distance of eq. (3, 4) is scaled: "plain" is the paper's L2 norm; "rms" divides it by
     # sqrt(embedding size), so that one lambda weighs the term alike for every block and preset (losses.py).
     emb_norm: str = "rms"
+    # emb_margin: D minimises max(0, emb_margin - L_emb), so it pushes label and prediction apart only until they
+    # are this far (in L_emb's units, so emb_norm's); ours, not the paper's.
+    emb_margin: float = 1.0
 
     def __post_init__(self) -> None:
         _require(self.gen in LOSS_CHOICES, f"must be one of {', '.join(LOSS_CHOICES)}", "loss.gen")
         _require(self.emb_norm in EMB_NORMS, f"must be one of {', '.join(EMB_NORMS)}", "loss.emb_norm")
-        _require(self.disc in LOSS_CHOICES, f"must be one of {', '.join(LOSS_CHOICES)}", "loss.disc")
+        _require(self.disc in DISC_CHOICES, f"must be one of {', '.join(DISC_CHOICES)}", "loss.disc")
+        _require(self.emb_margin > 0 and math.isfinite(self.emb_margin), "must be finite and > 0", "loss.emb_margin")
         _require(self.lambda_ >= 0 and math.isfinite(self.lambda_), "must be finite and >= 0", "loss.lambda")
         _require(self.emb_block >= 1, "must be >= 1", "loss.emb_block")
 

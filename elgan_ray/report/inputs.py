@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from elgan_ray.config import LOSS_CHOICES, MAX_HEIGHT, MAX_SEED, MAX_WIDTH
+from elgan_ray.config import DISC_CHOICES, LOSS_CHOICES, MAX_HEIGHT, MAX_SEED, MAX_WIDTH
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.files import check_writable, read_npz
 from elgan_ray.record import layout
@@ -64,9 +64,9 @@ def check_evals(path: Path, evals: pd.DataFrame) -> None:
             values = _numbers(path, evals, column)
             whole = (values % 1 == 0) & values.between(0, high) | (values.isna() & (column == "phase_step"))
             _first_bad(path, evals, column, ~whole, f"must be a whole number {range_text(high)}")
-    for column in ("gen_loss", "disc_loss"):  # empty in the baselines' rows
-        allowed = evals[column].isna() | evals[column].isin(LOSS_CHOICES)
-        _first_bad(path, evals, column, ~allowed, f"must be one of {', '.join(LOSS_CHOICES)} or empty")
+    for column, choices in (("gen_loss", LOSS_CHOICES), ("disc_loss", DISC_CHOICES)):  # empty in baselines' rows
+        allowed = evals[column].isna() | evals[column].isin(choices)
+        _first_bad(path, evals, column, ~allowed, f"must be one of {', '.join(choices)} or empty")
     for column in METRIC_NAMES:  # fractions in [0, 1], or empty (a diverged or unscored evaluation)
         values = _numbers(path, evals, column)
         _first_bad(path, evals, column, values.notna() & ~values.between(0, 1), "must be in [0, 1] or empty")

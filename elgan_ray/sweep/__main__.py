@@ -34,7 +34,7 @@ from elgan_ray.record.names import CONTROL, RECORD_VERSION, SEED_KEY, metric_key
 from elgan_ray.record.runs import read_study_record, write_study_record
 from elgan_ray.report import check_outputs, write_report
 from elgan_ray.study.plan import PlannedRun, planned_runs, varying_keys
-from elgan_ray.study.spec import MAX_TRIALS, SweepSpec, grid_points, load_spec
+from elgan_ray.study.spec import MAX_TRIALS, SEARCH_DIR, SweepSpec, grid_points, load_spec
 from elgan_ray.sweep.dry_run import dry_run, pretrainings
 from elgan_ray.sweep.gather import gather_evals
 from elgan_ray.sweep.gpu_check import local_shortfall
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a study (a YAML of search_spaces/, by name or path) as Ray Tune trials: shared "
         "generator pre-trainings first, then the GAN trials. Writes <results>/<study>/evals.csv, one "
         "TensorBoard run per trial in <results>/<study>/tb/, and the report (tables and figures).",
-        epilog="Studies: stability, lambda, embedding, losses, baseline, optuna. "
+        epilog=f"Studies: {', '.join(sorted(p.stem for p in SEARCH_DIR.glob('*.yaml') if p.stem != 'base'))}. "
         "Compare runs with: tensorboard --logdir results/<study>/tb",
     )
     parser.add_argument("study", help="study name (search_spaces/<name>.yaml) or a YAML path")

@@ -52,18 +52,37 @@ def embedding_loss(
     differs by orders of magnitude between blocks 3, 5 and 7 and between presets; normalised, lambda = 1 weighs
     the term the same way whichever block and preset is used. normalise=False gives the paper's plain norm.
     """
+    return embedding_distances(label_embedding, prediction_embedding, normalise).mean()
+
+
+def embedding_distances(
+    label_embedding: torch.Tensor, prediction_embedding: torch.Tensor, normalise: bool = True
+) -> torch.Tensor:
+    """Each sample's distance of embedding_loss, (B,)."""
     diff = (label_embedding - prediction_embedding).flatten(1)  # (B, C*h*w)
     distance = torch.linalg.vector_norm(diff, dim=1)  # (B,); its gradient at 0 is defined as 0
-    if normalise:
-        distance = distance / diff.shape[1] ** 0.5
-    return distance.mean()
+    return distance / diff.shape[1] ** 0.5 if normalise else distance
 
 
 def discriminator_embedding_loss(
-    label_embedding: torch.Tensor, prediction_embedding: torch.Tensor, normalise: bool = True
+    label_embedding: torch.Tensor, prediction_embedding: torch.Tensor, cfg: LossConfig
 ) -> torch.Tensor:
-    """Eq. (5): L_disc = -L_emb; D learns to pull the embeddings of label and prediction apart."""
-    return -embedding_loss(label_embedding, prediction_embedding, normalise)
+    """Eq. (5), L_disc = -L_emb: D learns to pull the embeddings of label and prediction apart (cfg.disc "emb").
+
+    As written it is unbounded: nothing stops D from growing the distance for ever, and G's L_emb with it. The
+    bounded forms are ours: "emb_margin" is the hinge max(0, m - L_emb), which stops pushing at m = cfg.emb_margin;
+    "emb_unit" is -L_emb of the embeddings scaled to unit length per frame, at most 2 (normalised the same way,
+    the distance between two directions: only the direction of D's features counts)."""
+    if cfg.disc == "emb_unit":
+        unit = [
+            e.flatten(1) / e.flatten(1).norm(dim=1, keepdim=True).clamp_min(1e-12)
+            for e in (label_embedding, prediction_embedding)
+        ]
+        return -embedding_loss(*unit, normalise=False)
+    distances = embedding_distances(label_embedding, prediction_embedding, cfg.emb_norm == "rms")  # (B,)
+    if cfg.disc == "emb_margin":
+        return torch.relu(cfg.emb_margin - distances).mean()  # each frame's pair pushed apart up to the margin
+    return -distances.mean()
 
 
 def discriminate(
@@ -101,10 +120,10 @@ def generator_adversarial_loss(
 def discriminator_loss(
     discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor, prediction: torch.Tensor, cfg: LossConfig
 ) -> torch.Tensor:
-    """D's loss: BCE(D(y), 1) + BCE(D(G(x)), 0) (eq. 2, cfg.disc "ce") or -L_emb (eq. 5, cfg.disc "emb")."""
+    """D's loss: BCE(D(y), 1) + BCE(D(G(x)), 0) (eq. 2, cfg.disc "ce"), or eq. 5 and its bounded forms."""
     label_score, prediction_score, label_embedding, prediction_embedding = discriminate(
         discriminator, images, labels, prediction, cfg.emb_block
     )
-    if cfg.disc == "emb":
-        return discriminator_embedding_loss(label_embedding, prediction_embedding, normalise=cfg.emb_norm == "rms")
+    if cfg.disc != "ce":
+        return discriminator_embedding_loss(label_embedding, prediction_embedding, cfg)
     return adversarial_loss(label_score, real=True) + adversarial_loss(prediction_score, real=False)
