@@ -40,6 +40,11 @@ def test_every_run_and_each_shared_pretraining_once(results: Path):
     assert "360 trial-seconds of training over 5 runs; reserved 0.4 CPU-hours and 0.2 GPU-hours" in cost.line()
 
 
+def test_a_shared_gpu_is_counted_by_the_fraction_a_trial_held(results: Path):
+    cost = study_cost(results / "s", results, STUDY | {"resources": {"cpu": 1, "gpu": 0.25, "workers": 1}})
+    assert cost.gpu_hours == pytest.approx(360 * 0.25 / 3600) and cost.cpu_hours == pytest.approx(360 / 3600)
+
+
 def test_without_resources_no_hours(results: Path):
     cost = study_cost(results / "s", results, {"study": "s"})
     assert (cost.cpu_hours, cost.gpu_hours, cost.wall_seconds) == (None, None, None)

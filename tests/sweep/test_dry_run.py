@@ -65,3 +65,5 @@ def test_trials_at_once_are_asked_for_unbounded_on_a_cluster_else_what_the_machi
     assert settings(workers=2, cpus=1.5).concurrency(0, cpus=16, gpus=0) == 5  # 16 // 3 CPUs a trial
     assert settings(gpus=1.0).concurrency(0, cpus=16, gpus=2) == 2  # the GPUs bound it
     assert settings(cpus=4).concurrency(0, cpus=2, gpus=0) == 1  # at least one
+    # Small presets share a GPU: a quarter of one per trial runs four trials on one GPU (CPUs allowing).
+    assert settings(cpus=1.0, gpus=0.25).concurrency(0, cpus=16, gpus=1) == 4

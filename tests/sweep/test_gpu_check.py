@@ -49,6 +49,10 @@ def test_local_shortfall_counts_every_worker_of_a_trial(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert gpu_check.local_shortfall(0) is None and gpu_check.local_shortfall(2) is None
     assert "needs 3 GPU(s) but torch sees 2" in gpu_check.local_shortfall(3)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert gpu_check.local_shortfall(0.25) is None  # a quarter of the one GPU: trials share it
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert "needs 0.25 GPU(s) but torch sees 0" in gpu_check.local_shortfall(0.25)
 
 
 def test_a_run_given_a_gpu_without_cuda_fails_naming_the_node(monkeypatch, tmp_path):
