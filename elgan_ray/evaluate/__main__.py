@@ -19,6 +19,7 @@ from elgan_ray.config import IMAGE_HEIGHT, IMAGE_WIDTH, TrainConfig
 from elgan_ray.errors import UserError, quoted, run_cli
 from elgan_ray.evaluate.metric import f1_score
 from elgan_ray.evaluate.score import oracle_result, score_files
+from elgan_ray.record.names import MAIN_POST, POSTS
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     parser.add_argument("--oracle", metavar="DATA_DIR", help="score the post-processed labels of a split instead")
     parser.add_argument("--split", default="val", help="split for --oracle (default: val)")
-    parser.add_argument("--post", default="basic++", choices=("basic", "basic++"), help="post-processing for --oracle")
+    parser.add_argument("--post", default=MAIN_POST, choices=POSTS, help="post-processing for --oracle")
     oracle = parser.add_argument_group("--oracle's training set-up (default: the cpu preset's; flags override it)")
     oracle.add_argument("--preset", default="cpu", help="take size, label sigma and eval keys from this preset")
     oracle.add_argument("--size", help="map size HxW (data.height x data.width)")

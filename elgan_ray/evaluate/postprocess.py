@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from elgan_ray.record.names import POSTS
+from elgan_ray.record.names import MAIN_POST, POSTS
 
 DEFAULT_THRESHOLD = 0.5  # on the probability map: a label rendered with peak 1 is half-width at 0.5
 # Our filters' values when a config asks for them (0 = off, the paper's): a lane at 128x256 has >= ~20 pixels;
@@ -43,7 +43,7 @@ def sample_rows(h_samples: list[float], height: int, image_height: int = 720) ->
 def lanes_from_map(
     prob: np.ndarray,
     h_samples: list[float],
-    method: str = "basic++",
+    method: str = MAIN_POST,
     threshold: float = DEFAULT_THRESHOLD,
     min_area: int = 0,
     image_height: int = 720,
