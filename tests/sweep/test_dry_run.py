@@ -8,9 +8,9 @@ from elgan_ray.sweep.dry_run import Timings, phase_counts, pretrain_seconds, tri
 
 
 def test_phase_counts_follow_the_schedule():
-    # cpu preset: 2000 G pre-training steps at most, 100 D steps, 200 GAN steps in rounds of 12 G and 8 D.
+    # cpu preset: 3000 G pre-training steps, 100 D steps, 200 GAN steps in rounds of 12 G and 8 D.
     counts = phase_counts(preset("cpu"))
-    assert (counts["pretrain_g"], counts["pretrain_d"], counts["gan_g"], counts["gan_d"]) == (2000, 100, 120, 80)
+    assert (counts["pretrain_g"], counts["pretrain_d"], counts["gan_g"], counts["gan_d"]) == (3000, 100, 120, 80)
     odd = preset("cpu").with_flat({"schedule.gan_steps": 25, "schedule.eval_every": 7, "schedule.gan_eval_every": 0})
     counts = phase_counts(odd)  # one round of 12 + 8, then 5 more G steps; an evaluation every 7 and at the end
     assert (counts["gan_g"], counts["gan_d"], counts["gan_evals"], counts["pretrain_d_evals"]) == (17, 8, 4, 15)
