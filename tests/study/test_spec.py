@@ -27,7 +27,16 @@ from elgan_ray.study.yaml_file import MAX_STUDY_BYTES
 from elgan_ray.sweep.tune import plan_space, to_param_space
 
 STUDIES = ["stability", "lambda", "embedding", "losses", "baseline", "optuna", "table2", "elgan_vs_control"]
-GRID_SIZES = {"stability": 20, "lambda": 18, "embedding": 9, "losses": 8, "baseline": 3, "optuna": 2, "table2": 3, "elgan_vs_control": 20}
+GRID_SIZES = {
+    "stability": 20,
+    "lambda": 18,
+    "embedding": 9,
+    "losses": 8,
+    "baseline": 3,
+    "optuna": 2,
+    "table2": 3,
+    "elgan_vs_control": 20,
+}
 
 
 def test_every_study_file_is_shipped_and_loads():
