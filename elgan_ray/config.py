@@ -21,10 +21,9 @@ from elgan_ray.errors import UserError, quoted
 from elgan_ray.plain_yaml import load_plain
 
 LOSS_CHOICES = ("ce", "emb")  # the generator's adversarial term
-# The discriminator's loss: eq. 2 (ce), eq. 5 as written (emb, unbounded), and two bounded forms of eq. 5 that
-# the paper does not describe (ours): a hinge at loss.emb_margin (emb_margin), or the distance of unit-length
-# embeddings (emb_unit).
-DISC_CHOICES = ("ce", "emb", "emb_margin", "emb_unit")
+# The discriminator's loss: eq. 2 (ce), eq. 5 as written (emb, unbounded), and a bounded form of eq. 5 that the
+# paper does not describe (ours): the distance of unit-length embeddings (emb_unit; train/losses.py).
+DISC_CHOICES = ("ce", "emb", "emb_unit")
 EMB_NORMS = ("rms", "plain")
 AMP_CHOICES = ("fp32", "bf16")
 TRAIN_SPLITS = ("train", "trainval")
@@ -136,15 +135,11 @@ class LossConfig:
     # How the embedding distance of eq. (3, 4) is scaled: "plain" is the paper's L2 norm; "rms" divides it by
     # sqrt(embedding size), so that one lambda weighs the term alike for every block and preset (losses.py).
     emb_norm: str = "rms"
-    # emb_margin: D minimises max(0, emb_margin - L_emb), so it pushes label and prediction apart only until they
-    # are this far (in L_emb's units, so emb_norm's); ours, not the paper's.
-    emb_margin: float = 1.0
 
     def __post_init__(self) -> None:
         _require(self.gen in LOSS_CHOICES, f"must be one of {', '.join(LOSS_CHOICES)}", "loss.gen")
         _require(self.emb_norm in EMB_NORMS, f"must be one of {', '.join(EMB_NORMS)}", "loss.emb_norm")
         _require(self.disc in DISC_CHOICES, f"must be one of {', '.join(DISC_CHOICES)}", "loss.disc")
-        _require(self.emb_margin > 0 and math.isfinite(self.emb_margin), "must be finite and > 0", "loss.emb_margin")
         _require(self.lambda_ >= 0 and math.isfinite(self.lambda_), "must be finite and >= 0", "loss.lambda")
         _require(self.emb_block >= 1, "must be >= 1", "loss.emb_block")
 

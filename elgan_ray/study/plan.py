@@ -27,8 +27,7 @@ ROLE_KEY = "role"  # in a planned run's point: "control" or "gan"
 PLAN_KEY = "run"  # a planned run's point in a Tune trial's config (sweep/tune.py's plan_space puts it there)
 # Keys that reach G only through the adversary, so at lambda 0 they change nothing in G: the loss combination,
 # and D's own model and optimiser. (D's and G's schedule keys stay: they decide which batches G's steps see.)
-ADVERSARY_KEYS = ("loss.gen", "loss.disc", "loss.emb_block", "loss.emb_norm", "loss.emb_margin", "optim.lr_d")
-ADVERSARY_KEYS += ("optim.momentum_d",)
+ADVERSARY_KEYS = ("loss.gen", "loss.disc", "loss.emb_block", "loss.emb_norm", "optim.lr_d", "optim.momentum_d")
 ADVERSARY_PREFIXES = ("discriminator.",)
 
 

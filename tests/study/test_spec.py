@@ -31,7 +31,7 @@ GRID_SIZES = {
     "stability": 20,
     "lambda": 18,
     "embedding": 9,
-    "losses": 8,
+    "losses": 12,
     "baseline": 3,
     "optuna": 2,
     "table2": 3,
