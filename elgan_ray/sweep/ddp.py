@@ -19,7 +19,11 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.sweep.gpu_check import require_cuda
 
-WORKER_RETRIES = 2  # a worker group that loses a worker restarts this often; the loop resumes from its checkpoint
+# Ray Train does not restart a worker group itself: a group that loses a worker fails the Tune trial, and Tune restarts
+# the trial (tune.TRIAL_RETRIES), whose new group resumes from the checkpoint. One retry budget, not Train's times
+# Tune's (a deterministic error was tried 3 x 3 times). Preemptions (a drained spot node) have Train's own budget,
+# unlimited by default (FailureConfig.max_preemption_failures), and Tune does not count them either.
+WORKER_RETRIES = 0
 
 
 def fit_on_workers(
@@ -56,7 +60,7 @@ def fit_on_workers(
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
             name=name,  # deterministic, so a restarted trial finds the same Train run
-            storage_path=settings.results_root,
+            storage_path=getattr(settings, "ray_storage", settings.results_root),
             callbacks=callbacks,
             failure_config=ray.train.FailureConfig(max_failures=WORKER_RETRIES),
         ),

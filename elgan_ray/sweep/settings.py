@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from elgan_ray.config import TrainConfig
-from elgan_ray.record import layout
+from elgan_ray.record import layout, store
 from elgan_ray.record.names import MAIN_POST, SEED_KEY, metric_key
 
 # A search study's seeds: Optuna takes no grid, so tune.py wraps it in Tune's Repeater, which runs each proposed
@@ -25,7 +25,7 @@ class SweepSettings:
     """What every trial of a sweep needs besides its own config; passed to trials with tune.with_parameters."""
 
     study: str
-    results_root: str  # absolute; on a cluster, storage every node sees
+    results_root: str  # absolute; on a cluster, storage every node sees, or (storage) the URI's node-local mirror
     base_flat: dict[str, Any]  # the preset with the study's fixed keys applied
     varying: tuple[str, ...]  # config keys that differ between trials: they name trials and TensorBoard runs
     data_dir: str | None
@@ -37,10 +37,20 @@ class SweepSettings:
     # What Tune ranks a search's trials by: the study's metric.name after metric.post (names.metric_key), max or min.
     metric: str = metric_key("accuracy", MAIN_POST)
     metric_mode: str = "max"
+    storage: str | None = None  # --results as a storage URI (record/store.py): trials push their runs there
 
     @property
     def study_dir(self) -> Path:
         return layout.study_dir(self.results_root, self.study)
+
+    @property
+    def ray_storage(self) -> str:
+        """Where Tune and Train keep their own records (RunConfig.storage_path): the results root or its URI."""
+        return self.storage or self.results_root
+
+    def ray_path(self, local: Path) -> str:
+        """A results path as Ray's storage layer takes it: the path, or its URI."""
+        return store.uri_of(self.storage, local) if self.storage else str(local)
 
     def trial_config(self, config: dict[str, Any]) -> TrainConfig:
         flat = {k: v for k, v in config.items() if k != REPEAT_INDEX}

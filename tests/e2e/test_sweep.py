@@ -149,6 +149,11 @@ def test_killed_sweep_resumes_with_the_same_rows(tmp_path, tiny_dataset, uninter
 
 def trial_processes(ancestor: int) -> list[int]:
     """Pids of the Tune trial processes (Ray names them ray::ImplicitFunc.train) under one process tree."""
+    return processes_named(ancestor, b"ray::ImplicitFunc.train")
+
+
+def processes_named(ancestor: int, prefix: bytes) -> list[int]:
+    """Pids of the processes under one process tree whose command line starts with `prefix`."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -164,7 +169,7 @@ def trial_processes(ancestor: int) -> list[int]:
         if node != ancestor:
             continue
         try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ImplicitFunc.train"):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(prefix):
                 found.append(pid)
         except OSError:
             continue
