@@ -67,8 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-concurrent",
         type=int,
         default=0,
-        help="trials at once (default: what this machine's CPUs/GPUs hold; with --address, no limit, so the "
-        "autoscaler adds nodes for pending trials)",
+        help="trials at once (default: what this machine's CPUs/GPUs hold; with --address, what the cluster holds at "
+        "its largest: its node types in ~/ray_bootstrap_config.yaml, or else its nodes now)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this study")
     parser.add_argument(
@@ -234,10 +234,12 @@ def study_record(study: Study, args: argparse.Namespace, argv: list[str] | None)
 def run_study(study: Study, args: argparse.Namespace) -> None:
     """Start (or join) Ray and run every trial of the study; Ray is imported only once the inputs are good."""
     from elgan_ray.sweep import tune
-    from elgan_ray.sweep.shared import probe_nodes
+    from elgan_ray.sweep.shared import cluster_capacity, probe_nodes
 
     tune.start_ray(args.address)
     probe_nodes(study.settings)  # every alive node sees the results and the data, or no trial starts
+    if study.settings.cluster:
+        cluster_capacity(study.settings)  # a worker that no node type can hold is refused, not left waiting
     if study.settings.data_dir is None:
         embedded_dataset()  # make the embedded set once here, before trials race for it
     tune.run_trials(study.spec, study.settings, max_concurrent=args.max_concurrent, resume=args.resume)

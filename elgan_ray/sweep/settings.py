@@ -59,13 +59,14 @@ class SweepSettings:
         base = TrainConfig.from_flat(self.base_flat, source=self.study)
         return base.with_flat(flat, source=f"trial of {self.study}")
 
-    def concurrency(self, requested: int, cpus: float, gpus: float) -> int | None:
-        """Trials at once: what was asked; on a joined cluster no limit (pending trials make the autoscaler add
-        nodes); locally as many as `cpus` and `gpus` (the machine's) hold, at least one."""
+    def concurrency(self, requested: int, cpus: float, gpus: float, capacity: int | None = None) -> int | None:
+        """Trials at once: what was asked; on a joined cluster what it can run at its largest (`capacity`, from its
+        node types: more would wait on the head, each multi-worker trial holding about a GB there); locally as many
+        as `cpus` and `gpus` (the machine's) hold, at least one."""
         if requested:
             return requested
         if self.cluster:
-            return None
+            return capacity
         fits = int(cpus // (self.cpus_per_worker * self.workers_per_trial))
         if self.gpus_per_worker:
             fits = min(fits, int(gpus // (self.gpus_per_worker * self.workers_per_trial)))

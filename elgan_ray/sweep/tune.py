@@ -30,7 +30,7 @@ from elgan_ray.study.spec import SweepSpec, is_search, scientific_points
 from elgan_ray.sweep.gpu_check import require_cuda
 from elgan_ray.sweep.pretrain import data_identity, ensure_pretrained, pretrain_id
 from elgan_ray.sweep.settings import SweepSettings
-from elgan_ray.sweep.shared import ensure_pretrained_in_store, start_locks
+from elgan_ray.sweep.shared import cluster_capacity, ensure_pretrained_in_store, start_locks
 
 # A trial whose process or node is lost is restarted this often, resuming from its checkpoint. An exception raised by
 # our own code is not retried: it would only be raised again (gan_trial marks the run failed and ends the trial).
@@ -258,7 +258,8 @@ def _trial_resources(settings: SweepSettings) -> dict[str, float]:
 def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, searched: bool) -> tune.TuneConfig:
     """A grid's config, or (searched) Optuna's over the study's nuisance keys."""
     available = ray.cluster_resources()
-    concurrency = settings.concurrency(max_concurrent, available.get("CPU", 1), available.get("GPU", 0))
+    capacity = cluster_capacity(settings) if settings.cluster else None
+    concurrency = settings.concurrency(max_concurrent, available.get("CPU", 1), available.get("GPU", 0), capacity)
     if not searched:  # a grid, or a search study's controls: every run to its end, no scheduler
         return tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=REUSE_TRIAL_PROCESSES)
     from ray.tune.search import Repeater
