@@ -93,7 +93,8 @@ def push(results: str | Path, local: Path, to: Path | None = None) -> None:
 
 def pull(results: str | Path, local: Path, into: Path | None = None, skip: Iterable[str] = ()) -> bool:
     """Replace folder `into` (default: `local` itself) with the store's copy of mirror folder `local`, leaving out
-    files named in `skip`; False when the store has none (then `into` is left as it was). Locally: nothing."""
+    files named in `skip`; False when the store has none (then `into` is removed too: a mirror holds nothing the
+    store does not, such as an older study's run of the same name). Locally: nothing."""
     if not is_uri(results):
         return Path(local).exists()
     import pyarrow.fs
@@ -101,9 +102,10 @@ def pull(results: str | Path, local: Path, into: Path | None = None, skip: Itera
     fs, path = _path(str(results), local)
     found = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=True, allow_not_found=True))
     files = [info for info in found if info.type == pyarrow.fs.FileType.File]
-    if not files:
-        return False
     into = Path(into or local)
+    if not files:
+        shutil.rmtree(into, ignore_errors=True)
+        return False
     staging = into.with_name(f".{into.name}.{secrets.token_hex(4)}.pulling")  # filled, then renamed
     for info in files:
         relative = PurePosixPath(info.path).relative_to(path)
@@ -139,11 +141,21 @@ def read_text(results: str | Path, local: Path) -> str | None:
 
 
 def remove(results: str | Path, local: Path) -> None:
-    """Delete the store's copy of mirror folder `local` (and the folder itself). Locally: the folder."""
-    shutil.rmtree(local, ignore_errors=True)
-    if is_uri(results) and exists(results, local):
+    """Delete mirror file or folder `local` and the store's copy of it."""
+    import pyarrow.fs
+
+    local = Path(local)
+    if local.is_dir():
+        shutil.rmtree(local, ignore_errors=True)
+    else:
+        local.unlink(missing_ok=True)
+    if is_uri(results):
         fs, path = _path(str(results), local)
-        fs.delete_dir(path)
+        kind = fs.get_file_info(path).type
+        if kind == pyarrow.fs.FileType.Directory:
+            fs.delete_dir(path)
+        elif kind == pyarrow.fs.FileType.File:
+            fs.delete_file(path)
 
 
 def pull_study(results: str | Path, study_dir: Path) -> None:
@@ -156,8 +168,7 @@ def pull_study(results: str | Path, study_dir: Path) -> None:
 
     root = mirror_root(results)
     runs = Path(study_dir) / layout.RUNS_DIR
-    if not pull(results, runs, skip=NOT_PULLED):
-        shutil.rmtree(runs, ignore_errors=True)  # nothing in the store: nor in the mirror (an older study's)
+    pull(results, runs, skip=NOT_PULLED)
     for single in (layout.study_file(study_dir), layout.evals_file(study_dir), layout.index_file(root)):
         text = read_text(results, single)
         if text is not None:

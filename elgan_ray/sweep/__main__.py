@@ -135,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     written, warnings = write_report(study.study_dir, results_root)
     store.push_report(storage, study.study_dir, written.values())
-    for line in warnings + [f"{name}: {path}" for name, path in written.items()]:
+    for line in warnings + [f"{name}: {study.settings.ray_path(path)}" for name, path in written.items()]:
         print(line, file=sys.stderr)
-    print(f"TensorBoard: tensorboard --logdir {layout.tb_root(study.study_dir)}", file=sys.stderr)
+    tb_root = study.settings.ray_path(layout.tb_root(study.study_dir))
+    print(f"TensorBoard: tensorboard --logdir {tb_root}", file=sys.stderr)
     return 0
 
 
@@ -187,9 +188,6 @@ def check_inputs(args: argparse.Namespace) -> Study:
         predict=args.predict,
         storage=storage,
     )
-    if storage and settings.workers_per_trial > 1:
-        rule = "runs on several Ray Train workers keep their record on a shared folder only, not yet on a storage URI"
-        raise UserError("--workers-per-trial", f"{rule}: use 1 with --results {storage}, or a shared folder")
     if not settings.cluster:  # a local Ray has only this machine's GPUs: Tune would wait for ever for more
         shortfall = local_shortfall(settings.gpus_per_worker * settings.workers_per_trial)
         if shortfall:

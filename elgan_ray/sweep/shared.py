@@ -24,6 +24,7 @@ from elgan_ray.sweep.settings import SweepSettings
 
 PROBE_FILE = ".node_probe"  # in the study folder: the driver's token, which every node must read back
 LOCK_ACTOR = "elgan_ray_pretrain_locks"
+LOCK_NAMESPACE = "elgan_ray"  # the trials look the actor up by name: in one namespace, whatever the job's
 
 
 # -- before the first trial: every node sees the study ----------------------------------------------------------
@@ -45,6 +46,7 @@ def probe_nodes(settings: SweepSettings, timeout_s: float = 120.0) -> None:
         for node in nodes
     }
     ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+    store.remove(where, probe)
     problems = [f"{_node(pending[ref])} {ray.get(ref)}" for ref in ready if ray.get(ref)]
     problems += [f"{_node(pending[ref])} did not answer in {timeout_s:.0f} s" for ref in late]
     if problems:
@@ -77,6 +79,7 @@ def _probe(where: str, probe: str, token: str, data_dir: str | None, data: list 
     mine = Path(probe).with_name(f"{PROBE_FILE}.{os.getpid()}")
     try:
         store.write_probe(where, mine, token)
+        store.remove(where, mine)
     except OSError as error:
         return f"cannot write in the results ({error})"
     if data is not None and (not Path(data_dir).is_dir() or _data_listing(data_dir) != [tuple(d) for d in data]):
@@ -99,10 +102,8 @@ class PretrainLocks:
 
     def acquire(self, pid: str, trial: str, node: str) -> bool:
         holder = self.held.get(pid)
-        if holder and holder[0] != trial and time.time() - holder[2] < STALE_LOCK_SECONDS:
-            alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-            if holder[1] in alive:
-                return False
+        if holder and holder[0] != trial and time.time() - holder[2] < STALE_LOCK_SECONDS and node_alive(holder[1]):
+            return False
         self.held[pid] = (trial, node, time.time())
         return True
 
@@ -115,10 +116,17 @@ class PretrainLocks:
             del self.held[pid]
 
 
-def start_locks() -> None:
-    """The lock actor, on the driver's node (it lives as long as the driver; a worker node may go away)."""
+def node_alive(node: str) -> bool:
+    """Whether Ray counts the node among the alive ones."""
+    return any(n["NodeID"] == node and n["Alive"] for n in ray.nodes())
+
+
+def start_locks():
+    """The lock actor, on the driver's node (a worker node may go away). Keep the handle while trials run: a named
+    actor that is not detached ends with its last handle."""
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    PretrainLocks.options(name=LOCK_ACTOR, get_if_exists=True, scheduling_strategy=here).remote()
+    options = {"name": LOCK_ACTOR, "namespace": LOCK_NAMESPACE, "get_if_exists": True, "scheduling_strategy": here}
+    return PretrainLocks.options(**options).remote()
 
 
 def ensure_pretrained_in_store(
@@ -129,7 +137,7 @@ def ensure_pretrained_in_store(
     root = layout.pretrain_root(settings.results_root)
     pid = pretrain_id(cfg, data_identity(settings.data_dir))
     final = root / pid
-    locks = ray.get_actor(LOCK_ACTOR)
+    locks = ray.get_actor(LOCK_ACTOR, namespace=LOCK_NAMESPACE)
     node = ray.get_runtime_context().get_node_id()
     while not (is_finished(final) and (final / layout.CHECKPOINT_FILE).is_file()):
         if store.exists(settings.storage, final / layout.STATUS_FILE):

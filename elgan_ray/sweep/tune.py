@@ -30,7 +30,7 @@ from elgan_ray.study.spec import SweepSpec, is_search, scientific_points
 from elgan_ray.sweep.gpu_check import require_cuda
 from elgan_ray.sweep.pretrain import data_identity, ensure_pretrained, pretrain_id
 from elgan_ray.sweep.settings import SweepSettings
-from elgan_ray.sweep.shared import cluster_capacity, ensure_pretrained_in_store, start_locks
+from elgan_ray.sweep.shared import cluster_capacity, ensure_pretrained_in_store, node_alive, start_locks
 
 # A trial whose process or node is lost is restarted this often, resuming from its checkpoint. An exception raised by
 # our own code is not retried: it would only be raised again (gan_trial marks the run failed and ends the trial).
@@ -62,8 +62,8 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
     so pre-trainings, controls and GAN trials share the slots with none left idle between stages.
     """
     trainable = tune.with_resources(tune.with_parameters(gan_trial, settings=settings), _trial_resources(settings))
-    if settings.storage:
-        start_locks()  # the shared pre-trainings' locks: no file lock works on object storage
+    # The shared pre-trainings' locks on object storage, where no file lock works; held until every Tuner is done.
+    locks = start_locks() if settings.storage else None
     base = TrainConfig.from_flat(settings.base_flat, source=spec.path)
     if is_search(spec):
         tuners = [(layout.CONTROL_TUNER, plan_space(search_controls(spec)), False)]
@@ -90,6 +90,7 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
             store.pull_study(settings.ray_storage, settings.study_dir)
             stopped = mark_stopped(results, settings.study_dir, settings.ray_storage)
             print(f"{name}: {stopped} trial(s) stopped early by {spec.scheduler['name']} ('stopped')", flush=True)
+    del locks
 
 
 def mark_stopped(results: tune.ResultGrid, study_dir: Path, storage: str | None = None) -> int:
@@ -137,7 +138,9 @@ def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
         if settings.storage:
             pretrained = ensure_pretrained_in_store(cfg, settings, run, trial_id)
         else:
-            pretrained = ensure_pretrained(cfg, Path(settings.results_root), settings.data_dir, run=run)
+            node = ray.get_runtime_context().get_node_id()  # in the lock: taken over at once if Ray says it died
+            root = Path(settings.results_root)
+            pretrained = ensure_pretrained(cfg, root, settings.data_dir, run=run, node=node, node_alive=node_alive)
         run_settings = RunSettings(
             out_dir=str(out_dir),
             data_dir=settings.data_dir,
@@ -209,6 +212,7 @@ def _runner(settings: SweepSettings):
             trial_id = tune.get_context().get_trial_id()
             name = layout.train_run_name(settings.study, trial_id, Path(run_settings.out_dir).name)
             fit_on_workers(cfg, run_settings, phases, init_generator, settings, name, inside_tune=True)
+            store.pull(settings.ray_storage, Path(run_settings.out_dir))  # a URI's: what rank 0 wrote on its node
 
         return run_distributed
 

@@ -96,3 +96,12 @@ def stop_cluster(env: dict[str, str]) -> None:
     # Only this cluster's processes (they carry its temp folder in their arguments); `ray stop` would end every Ray
     # on the machine.
     subprocess.run(["pkill", "-9", "-f", env["RAY_TMPDIR"]], capture_output=True)
+
+
+def s3_keys(client, prefix):
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket="elgan-results", Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def s3_text(client, key):
+    return client.get_object(Bucket="elgan-results", Key=key)["Body"].read().decode()

@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 import pytest
-from loopback import cluster_env, free_port, kill_node, start_head, start_worker, stop_cluster
+from loopback import cluster_env, free_port, kill_node, s3_keys, s3_text, start_head, start_worker, stop_cluster
 from studies import sweep_command, write_study
 
 
@@ -44,46 +44,6 @@ def test_a_node_that_does_not_see_the_results_is_refused_before_any_trial(tmp_pa
     assert not list((results / "hidden").glob("runs/*")) and not (results / "_pretrain").exists()  # no trial ran
 
 
-@pytest.fixture
-def s3_server(tmp_path):
-    """moto's S3 server on a free port of 127.0.0.1, with one bucket; yields the environment that points at it."""
-    port = free_port()
-    moto = shutil.which("moto_server", path=str(sys.executable.rsplit("/", 1)[0]))
-    server = subprocess.Popen(
-        [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    env |= {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
-    try:
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        deadline = time.time() + 60
-        while True:
-            try:
-                client.create_bucket(Bucket="elgan-results")
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.5)
-        yield env, client
-    finally:
-        server.kill()
-        server.wait()
-
-
-def s3_keys(client, prefix):
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket="elgan-results", Prefix=prefix)
-    return [item["Key"] for page in pages for item in page.get("Contents", [])]
-
-
 @pytest.mark.ray
 def test_a_study_on_s3_loses_nothing_when_its_worker_node_is_killed(tmp_path, tiny_dataset, s3_server):
     s3_env, client = s3_server
@@ -113,8 +73,7 @@ def test_a_study_on_s3_loses_nothing_when_its_worker_node_is_killed(tmp_path, ti
         assert report.returncode == 0, report.stderr[-3000:]
     finally:
         stop_cluster(env)
-    body = client.get_object(Bucket="elgan-results", Key="studies/small/evals.csv")["Body"].read()
-    evals = pd.read_csv(io.BytesIO(body))
+    evals = pd.read_csv(io.StringIO(s3_text(client, "studies/small/evals.csv")))
     # Every planned row: 4 GAN trials and 2 controls of 3 evaluations, 2 baselines of 1, each after 2 post-processings.
     assert evals[evals.role == "gan"].trial_id.nunique() == 4 and evals[evals.role == "control"].trial_id.nunique() == 2
     assert evals[evals.role == "baseline"].trial_id.nunique() == 2
