@@ -215,3 +215,17 @@ def test_a_spot_notice_gives_the_seconds_to_the_reclaim():
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
     assert seconds_left('{"action": "terminate", "time": "2026-01-01T12:02:00Z"}', now) == 120
     assert seconds_left('{"action": "stop", "time": "2026-01-01T11:59:00Z"}', now) == 0
+
+
+def test_the_cluster_extra_gives_the_launcher_and_the_job_client():
+    """`pip install -e ".[cluster]"` (which `make test` installs through the dev extra): ray up needs boto3 at launch,
+    ray job submit the dashboard client of ray[default]."""
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    for command in (["up", "--help"], ["job", "submit", "--help"]):
+        done = subprocess.run([str(bin_dir / "ray"), *command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "Usage: ray" in done.stdout, done.stderr[-2000:]
+    import boto3  # noqa: F401  (the AWS node provider's client)
+    import ray.dashboard.modules.job.cli  # noqa: F401  (ray job submit)
