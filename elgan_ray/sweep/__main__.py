@@ -208,6 +208,7 @@ def _check_store(storage: str, mirror: Path) -> None:
     try:
         store.write_probe(storage, check, "ok")
         readable = store.read_text(storage, check) == "ok"
+        store.remove(storage, check)
     except OSError as error:
         raise UserError(storage, f"cannot be written ({str(error)[:300]})") from None
     if not readable:
