@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(dry_run(study.spec, study.base, study.settings, runs, args.max_concurrent, study.val_frames))
         return 0
     record = study_record(study, args, argv)
+    join_ray(study, args)
     storage, results_root = study.settings.ray_storage, Path(study.settings.results_root)
     write_study_record(study.study_dir, record)
     store.push(storage, layout.study_file(study.study_dir))
@@ -230,8 +231,9 @@ def study_record(study: Study, args: argparse.Namespace, argv: list[str] | None)
     return record | {"resources": resources | {"workers": settings.workers_per_trial}}
 
 
-def run_study(study: Study, args: argparse.Namespace) -> None:
-    """Start (or join) Ray and run every trial of the study; Ray is imported only once the inputs are good."""
+def join_ray(study: Study, args: argparse.Namespace) -> None:
+    """Start (or join) Ray, and check what only Ray can tell, before anything of the study is written; Ray is
+    imported only once the inputs are good."""
     from elgan_ray.sweep import tune
     from elgan_ray.sweep.shared import cluster_capacity, probe_nodes
 
@@ -239,6 +241,12 @@ def run_study(study: Study, args: argparse.Namespace) -> None:
     probe_nodes(study.settings)  # every alive node sees the results and the data, or no trial starts
     if study.settings.cluster:
         cluster_capacity(study.settings)  # a worker that no node type can hold is refused, not left waiting
+
+
+def run_study(study: Study, args: argparse.Namespace) -> None:
+    """Run every trial of the study on the Ray that join_ray started or joined."""
+    from elgan_ray.sweep import tune
+
     if study.settings.data_dir is None:
         embedded_dataset()  # make the embedded set once here, before trials race for it
     tune.run_trials(study.spec, study.settings, max_concurrent=args.max_concurrent, resume=args.resume)

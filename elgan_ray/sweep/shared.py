@@ -22,7 +22,7 @@ from elgan_ray.record import layout, store
 from elgan_ray.sweep.pretrain import REFRESH_SECONDS, STALE_LOCK_SECONDS, data_identity, is_finished, pretrain_id
 from elgan_ray.sweep.settings import SweepSettings
 
-PROBE_FILE = ".node_probe"  # in the study folder: the driver's token, which every node must read back
+PROBE_FILE = ".node_probe"  # in the results root: the driver's token, which every node must read back
 LOCK_ACTOR = "elgan_ray_pretrain_locks"
 LOCK_NAMESPACE = "elgan_ray"  # the trials look the actor up by name: in one namespace, whatever the job's
 
@@ -33,8 +33,8 @@ LOCK_NAMESPACE = "elgan_ray"  # the trials look the actor up by name: in one nam
 def probe_nodes(settings: SweepSettings, timeout_s: float = 120.0) -> None:
     """UserError naming every alive node that cannot read the driver's token in the study folder, write beside it,
     or see the data folder as the driver does. One Ray task per node, pinned there, holding no CPU."""
-    probe = layout.study_dir(settings.results_root, settings.study) / PROBE_FILE
     token = secrets.token_hex(8)
+    probe = Path(settings.results_root) / f"{PROBE_FILE}.{token}"  # at the root: nothing of the study written yet
     where = settings.storage or settings.results_root
     store.write_probe(where, probe, token)
     data = _data_listing(settings.data_dir)
@@ -76,7 +76,7 @@ def _probe(where: str, probe: str, token: str, data_dir: str | None, data: list 
     seen = store.read_text(where, Path(probe))
     if seen != token:
         return f"does not see the results at {store.uri_of(where, Path(probe)) if store.is_uri(where) else probe}"
-    mine = Path(probe).with_name(f"{PROBE_FILE}.{os.getpid()}")
+    mine = Path(probe).with_name(f"{Path(probe).name}.{os.getpid()}")
     try:
         store.write_probe(where, mine, token)
         store.remove(where, mine)

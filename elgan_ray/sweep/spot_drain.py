@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
+from pathlib import Path
 
 METADATA = "http://169.254.169.254/latest"  # EC2's instance metadata service (IMDSv2)
 
@@ -41,18 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", required=True, help="the cluster's head, as `ray drain-node` takes it")
     parser.add_argument("--metadata", default=METADATA, help="the instance metadata service")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between two looks")
+    parser.add_argument("--node-id", help="the node to drain (default: this machine's)")
     args = parser.parse_args(argv)
-    import ray
+    node = args.node_id
+    if node is None:
+        import ray
 
-    ray.init(address=args.address, log_to_driver=False)
-    node = ray.get_runtime_context().get_node_id()
-    ray.shutdown()
+        ray.init(address=args.address, log_to_driver=False)
+        node = ray.get_runtime_context().get_node_id()
+        ray.shutdown()
     while True:
         token = _get(f"{args.metadata}/api/token", None, method="PUT")
         notice = _get(f"{args.metadata}/meta-data/spot/instance-action", token)
         if notice:
             left = seconds_left(notice, datetime.now(timezone.utc))
-            drain = ["ray", "drain-node", "--address", args.address, "--node-id", node]
+            beside = Path(sys.executable).with_name("ray")  # the ray command of this Python's environment
+            drain = [str(beside) if beside.exists() else "ray", "drain-node", "--address", args.address]
+            drain += ["--node-id", node]
             drain += ["--reason", "DRAIN_NODE_REASON_PREEMPTION", "--reason-message", f"spot reclaim: {notice}"]
             drain += ["--deadline-remaining-seconds", str(left)]
             return subprocess.run(drain).returncode

@@ -41,7 +41,7 @@ def test_a_node_that_does_not_see_the_results_is_refused_before_any_trial(tmp_pa
     assert done.returncode == 2, done.stderr[-3000:]
     line = done.stderr.strip().splitlines()[-1]
     assert "1 of 2 nodes cannot run this study's trials: node " in line and "does not see the results at " in line
-    assert not list((results / "hidden").glob("runs/*")) and not (results / "_pretrain").exists()  # no trial ran
+    assert not (results / "hidden").exists() and not (results / "_pretrain").exists()  # nothing written, no trial
 
 
 @pytest.mark.ray
@@ -53,6 +53,11 @@ def test_a_study_on_s3_loses_nothing_when_its_worker_node_is_killed(tmp_path, ti
         start_head(env, port)
         worker = start_worker(env, port)
         command = sweep_command(small_study(tmp_path, "small"), uri, tiny_dataset, "--address", f"127.0.0.1:{port}")
+        # A worker that no node can hold (1 CPU each here) is refused in one line, before any trial.
+        refused = subprocess.run([*command, "--cpus-per-worker", "8"], env=env, capture_output=True, text=True)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        line = refused.stderr.strip().splitlines()[-1]
+        assert "a trial needs 1 worker(s) of {'CPU': 8.0}, and the nodes alive now hold none" in line
         command += ["--max-concurrent", "2"]
         log = (tmp_path / "sweep.log").open("w")
         driver = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -207,16 +207,6 @@ def test_every_node_type_names_the_same_gpu_ami():
     assert "base-oss-nvidia-driver-gpu-ubuntu-22.04" in CLUSTER_YAML.read_text()  # the family, and how to refresh
 
 
-def test_a_spot_notice_gives_the_seconds_to_the_reclaim():
-    from datetime import datetime, timezone
-
-    from elgan_ray.sweep.spot_drain import seconds_left
-
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert seconds_left('{"action": "terminate", "time": "2026-01-01T12:02:00Z"}', now) == 120
-    assert seconds_left('{"action": "stop", "time": "2026-01-01T11:59:00Z"}', now) == 0
-
-
 def test_the_cluster_extra_gives_the_launcher_and_the_job_client():
     """`pip install -e ".[cluster]"` (which `make test` installs through the dev extra): ray up needs boto3 at launch,
     ray job submit the dashboard client of ray[default]."""
