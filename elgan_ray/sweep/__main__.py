@@ -151,7 +151,8 @@ def check_inputs(args: argparse.Namespace) -> Study:
     storage = args.results.rstrip("/") if store.is_uri(args.results) else None
     if storage:  # object storage: this machine works in a mirror of it (record/store.py)
         results_root = store.mirror_root(storage)
-        _check_store(storage, results_root)
+        if not args.dry_run:  # the dry run writes nothing
+            _check_store(storage, results_root)
     else:
         check_writable(args.results, "folder")  # before resolve(): a dangling symbolic link is refused, not followed
         results_root = Path(args.results).resolve()
@@ -159,7 +160,7 @@ def check_inputs(args: argparse.Namespace) -> Study:
     if store.exists(storage or results_root, study_dir) and not args.resume:
         where = store.uri_of(storage, study_dir) if storage else study_dir
         raise UserError(where, "results of this study exist: pass --resume to continue, or move them away")
-    if storage:
+    if storage and not args.dry_run:
         store.remove(results_root, study_dir)  # the mirror starts from what the store holds, nothing older
         store.pull_study(storage, study_dir)
     check_outputs(study_dir, results_root)  # the study folder, the report's files, a readable index.csv
