@@ -31,7 +31,7 @@ LOCK_NAMESPACE = "elgan_ray"  # the trials look the actor up by name: in one nam
 
 
 def probe_nodes(settings: SweepSettings, timeout_s: float = 120.0) -> None:
-    """UserError naming every alive node that cannot read the driver's token in the study folder, write beside it,
+    """UserError naming every alive node that cannot read the driver's token at the results root, write beside it,
     or see the data folder as the driver does. One Ray task per node, pinned there, holding no CPU."""
     token = secrets.token_hex(8)
     probe = Path(settings.results_root) / f"{PROBE_FILE}.{token}"  # at the root: nothing of the study written yet
