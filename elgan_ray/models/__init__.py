@@ -24,6 +24,7 @@ __all__ = [
     "build_generator",
     "count_conv3x3",
     "describe",
+    "parameters_frozen",
 ]
 
 
@@ -78,3 +79,16 @@ def batch_norm_statistics_kept(model: nn.Module) -> Iterator[None]:
     finally:
         for module, name, buffer in originals:
             setattr(module, name, buffer)
+
+
+@contextmanager
+def parameters_frozen(model: nn.Module) -> Iterator[None]:
+    """No parameter of `model` takes a gradient inside; each gets its own requires_grad back on exit (parameters
+    frozen for the whole run, such as D's beyond its embedding under eq. 5, stay frozen)."""
+    flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(model.parameters(), flags, strict=True):
+            parameter.requires_grad_(flag)

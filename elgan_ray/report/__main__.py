@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from elgan_ray.errors import run_cli
+from elgan_ray.record import layout, store
 from elgan_ray.report import write_report
 
 
@@ -17,10 +18,23 @@ def main(argv: list[str] | None = None) -> int:
         "figures (stability, curves, health, ensemble, predictions) of a study folder from its evals.csv; adds the "
         "study run's row to <results>/index.csv.",
     )
-    parser.add_argument("study_dir", type=Path, help="results/<study>: the folder holding evals.csv")
-    parser.add_argument("--results", type=Path, help="where index.csv lives (default: the study folder's parent)")
+    parser.add_argument(
+        "study_dir",
+        help="results/<study>: the folder holding evals.csv, or its storage URI (s3://bucket/prefix/<study>)",
+    )
+    parser.add_argument("--results", help="where index.csv lives (default: the study folder's parent)")
     args = parser.parse_args(argv)
-    written, warnings = write_report(args.study_dir, args.results)
+    study_dir, results = Path(args.study_dir), args.results and Path(args.results)
+    storage = None
+    if store.is_uri(args.study_dir):  # read from the store into this machine's mirror, written back there
+        storage, name = (args.results or args.study_dir.rstrip("/").rsplit("/", 1)[0]), args.study_dir.rstrip("/")
+        results = store.mirror_root(storage)
+        study_dir = layout.study_dir(results, name.rsplit("/", 1)[1])
+        store.pull_study(storage, study_dir)
+    written, warnings = write_report(study_dir, results)
+    if storage:
+        store.push_report(storage, study_dir, written.values())
+        written = {name: store.uri_of(storage, path) for name, path in written.items()}
     for line in warnings:
         print(line, file=sys.stderr)
     for name, path in written.items():

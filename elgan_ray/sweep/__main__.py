@@ -29,14 +29,14 @@ from elgan_ray.data.synthetic import EMBEDDED_SIZES, embedded_dataset
 from elgan_ray.errors import UserError, quoted, run_cli
 from elgan_ray.files import check_writable
 from elgan_ray.presets import PRESETS, preset
-from elgan_ray.record import layout
+from elgan_ray.record import layout, store
 from elgan_ray.record.names import CONTROL, RECORD_VERSION, SEED_KEY, metric_key, resource_rule
 from elgan_ray.record.runs import read_study_record, write_study_record
 from elgan_ray.report import check_outputs, write_report
 from elgan_ray.study.plan import PlannedRun, planned_runs, varying_keys
-from elgan_ray.study.spec import MAX_TRIALS, SEARCH_DIR, SweepSpec, grid_points, load_spec
+from elgan_ray.study.spec import MAX_TRIALS, SEARCH_DIR, SweepSpec, grid_points, is_search, load_spec
 from elgan_ray.sweep.dry_run import dry_run, pretrainings
-from elgan_ray.sweep.gather import gather_evals
+from elgan_ray.sweep.gather import check_complete, gather_evals
 from elgan_ray.sweep.gpu_check import local_shortfall
 from elgan_ray.sweep.settings import SweepSettings
 
@@ -53,7 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("study", help="study name (search_spaces/<name>.yaml) or a YAML path")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model and schedule scale")
     parser.add_argument("--data", help="TuSimple-layout folder (default: the embedded synthetic set)")
-    parser.add_argument("--results", default="results", help="results root; on a cluster, shared storage")
+    parser.add_argument(
+        "--results",
+        default="results",
+        help="results root: a folder (on a cluster, one every node mounts) or a storage URI such as s3://bucket/prefix "
+        "(an S3-compatible store: set AWS_ENDPOINT_URL)",
+    )
     parser.add_argument("--address", help="join this Ray cluster (default: start a local Ray)")
     parser.add_argument("--workers-per-trial", type=int, help="Ray Train workers (DDP) per trial (default: study's)")
     parser.add_argument("--cpus-per-worker", type=float, help="CPUs per worker (default: the study's resources.cpu)")
@@ -62,8 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-concurrent",
         type=int,
         default=0,
-        help="trials at once (default: what this machine's CPUs/GPUs hold; with --address, no limit, so the "
-        "autoscaler adds nodes for pending trials)",
+        help="trials at once (default: what this machine's CPUs/GPUs hold; with --address, what the cluster holds at "
+        "its largest: its node types in ~/ray_bootstrap_config.yaml, or else its nodes now)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this study")
     parser.add_argument(
@@ -114,17 +119,27 @@ def main(argv: list[str] | None = None) -> int:
         print(dry_run(study.spec, study.base, study.settings, runs, args.max_concurrent, study.val_frames))
         return 0
     record = study_record(study, args, argv)
+    join_ray(study, args)
+    storage, results_root = study.settings.ray_storage, Path(study.settings.results_root)
     write_study_record(study.study_dir, record)
+    store.push(storage, layout.study_file(study.study_dir))
     wall = time.perf_counter()
     run_study(study, args)
-    evals = gather_evals(study.study_dir, Path(study.settings.results_root), study.settings.varying)
+    store.pull_study(storage, study.study_dir)  # a URI's: every run's record, into this machine's mirror
+    check_complete(study.study_dir, results_root, runs, is_search(study.spec))
+    evals = gather_evals(study.study_dir, results_root, study.settings.varying)
     record |= {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_study_record(study.study_dir, record | {"wall_s": round(time.perf_counter() - wall, 1)})
-    print(f"{len(evals)} evaluation rows -> {layout.evals_file(study.study_dir)}", file=sys.stderr)
-    written, warnings = write_report(study.study_dir, Path(study.settings.results_root))
-    for line in warnings + [f"{name}: {path}" for name, path in written.items()]:
+    print(
+        f"{len(evals)} evaluation rows -> {study.settings.ray_path(layout.evals_file(study.study_dir))}",
+        file=sys.stderr,
+    )
+    written, warnings = write_report(study.study_dir, results_root)
+    store.push_report(storage, study.study_dir, written.values())
+    for line in warnings + [f"{name}: {study.settings.ray_path(path)}" for name, path in written.items()]:
         print(line, file=sys.stderr)
-    print(f"TensorBoard: tensorboard --logdir {layout.tb_root(study.study_dir)}", file=sys.stderr)
+    tb_root = study.settings.ray_path(layout.tb_root(study.study_dir))
+    print(f"TensorBoard: tensorboard --logdir {tb_root}", file=sys.stderr)
     return 0
 
 
@@ -133,11 +148,21 @@ def check_inputs(args: argparse.Namespace) -> Study:
     point, the results folder and the report's outputs, --resume's study.json, the data, the GPUs asked for."""
     spec = load_spec(args.study)
     base = preset(args.preset).with_flat(spec.fixed, source=spec.path)
-    check_writable(args.results, "folder")  # before resolve(): a dangling symbolic link is refused, not followed
-    results_root = Path(args.results).resolve()
+    storage = args.results.rstrip("/") if store.is_uri(args.results) else None
+    if storage:  # object storage: this machine works in a mirror of it (record/store.py)
+        results_root = store.mirror_root(storage)
+        if not args.dry_run:  # the dry run writes nothing
+            _check_store(storage, results_root)
+    else:
+        check_writable(args.results, "folder")  # before resolve(): a dangling symbolic link is refused, not followed
+        results_root = Path(args.results).resolve()
     study_dir = layout.study_dir(results_root, spec.study)
-    if study_dir.exists() and not args.resume:
-        raise UserError(study_dir, "results of this study exist: pass --resume to continue, or move them away")
+    if store.exists(storage or results_root, study_dir) and not args.resume:
+        where = store.uri_of(storage, study_dir) if storage else study_dir
+        raise UserError(where, "results of this study exist: pass --resume to continue, or move them away")
+    if storage and not args.dry_run:
+        store.remove(results_root, study_dir)  # the mirror starts from what the store holds, nothing older
+        store.pull_study(storage, study_dir)
     check_outputs(study_dir, results_root)  # the study folder, the report's files, a readable index.csv
     check_writable(layout.pretrain_root(results_root), "folder")
     first_started = None
@@ -163,6 +188,7 @@ def check_inputs(args: argparse.Namespace) -> Study:
         metric_mode=spec.metric_mode,
         cluster=bool(args.address),
         predict=args.predict,
+        storage=storage,
     )
     if not settings.cluster:  # a local Ray has only this machine's GPUs: Tune would wait for ever for more
         shortfall = local_shortfall(settings.gpus_per_worker * settings.workers_per_trial)
@@ -176,6 +202,19 @@ def check_inputs(args: argparse.Namespace) -> Study:
         settings.trial_config(point)
     val_frames = int(min(val_frames, base.data.val_limit or math.inf))  # as train() takes them
     return Study(spec, base, settings, study_dir, first_started, val_frames)
+
+
+def _check_store(storage: str, mirror: Path) -> None:
+    """UserError unless this machine can write to the storage URI and read back what it wrote."""
+    check = mirror / ".elgan_ray_write_check"
+    try:
+        store.write_probe(storage, check, "ok")
+        readable = store.read_text(storage, check) == "ok"
+        store.remove(storage, check)
+    except OSError as error:
+        raise UserError(storage, f"cannot be written ({str(error)[:300]})") from None
+    if not readable:
+        raise UserError(storage, "what was written there cannot be read back")
 
 
 def study_record(study: Study, args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
@@ -193,11 +232,22 @@ def study_record(study: Study, args: argparse.Namespace, argv: list[str] | None)
     return record | {"resources": resources | {"workers": settings.workers_per_trial}}
 
 
-def run_study(study: Study, args: argparse.Namespace) -> None:
-    """Start (or join) Ray and run every trial of the study; Ray is imported only once the inputs are good."""
+def join_ray(study: Study, args: argparse.Namespace) -> None:
+    """Start (or join) Ray, and check what only Ray can tell, before anything of the study is written; Ray is
+    imported only once the inputs are good."""
     from elgan_ray.sweep import tune
+    from elgan_ray.sweep.shared import cluster_capacity, probe_nodes
 
     tune.start_ray(args.address)
+    probe_nodes(study.settings)  # every alive node sees the results and the data, or no trial starts
+    if study.settings.cluster:
+        cluster_capacity(study.settings)  # a worker that no node type can hold is refused, not left waiting
+
+
+def run_study(study: Study, args: argparse.Namespace) -> None:
+    """Run every trial of the study on the Ray that join_ray started or joined."""
+    from elgan_ray.sweep import tune
+
     if study.settings.data_dir is None:
         embedded_dataset()  # make the embedded set once here, before trials race for it
     tune.run_trials(study.spec, study.settings, max_concurrent=args.max_concurrent, resume=args.resume)

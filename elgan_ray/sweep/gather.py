@@ -14,12 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from elgan_ray.errors import UserError
 from elgan_ray.files import atomic_write_text
 from elgan_ray.record import layout
 from elgan_ray.record.layout import PREVIEW_FILE, RUN_EVALS_FILE, VAL_MAPS_FILE
-from elgan_ray.record.names import BASELINE, CONFIG_COLUMNS, EVALS_COLUMNS, GAN, SEED_KEY, config_column
+from elgan_ray.record.names import BASELINE, CONFIG_COLUMNS, CONTROL, EVALS_COLUMNS, GAN, SEED_KEY, config_column
 from elgan_ray.record.runs import read_run_evals, read_run_record, read_status
-from elgan_ray.study.plan import baseline_name
+from elgan_ray.study.plan import PlannedRun, baseline_name
+from elgan_ray.sweep.pretrain import is_finished
 
 
 def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) -> pd.DataFrame:
@@ -44,6 +46,32 @@ def gather_evals(study_dir: Path, results_root: Path, varying: tuple[str, ...]) 
     frame = frame.reindex(columns=columns + [c for c in frame.columns if c not in columns])
     atomic_write_text(layout.evals_file(study_dir), frame.to_csv(index=False))
     return frame
+
+
+def check_complete(study_dir: Path, results_root: Path, runs: list[PlannedRun], searched: bool) -> None:
+    """UserError naming every planned run whose record the driver does not find after the study: no run.json, or
+    no status (its process was lost and never restarted), and every baseline of a finished run without its
+    pre-training. Never a report that silently covers fewer runs than the plan (a node whose results the driver
+    cannot see, a worker lost for good). A search study's GAN trials are counted, their names being Optuna's."""
+    found: dict[str, tuple[str, str, str | None]] = {}
+    for run_file in layout.run_files(study_dir, layout.RUN_FILE):
+        run, status = read_run_record(run_file)
+        found[run_file.parent.name] = (run.get("role", GAN), status, run.get("pretrain_id"))
+    ended = {name: role for name, (role, status, _) in found.items() if status != "running"}
+    missing = [run.name for run in runs if (run.role == CONTROL or not searched) and run.name not in ended]
+    if searched:
+        planned = sum(run.role == GAN for run in runs)
+        short = planned - sum(role == GAN for role in ended.values())
+        if short > 0:
+            missing.append(f"{short} of the {planned} GAN trials")
+    started = {pid for _, status, pid in found.values() if pid and status in ("ok", "diverged", "stopped")}
+    pretrain_root = layout.pretrain_root(results_root)
+    missing += [f"baseline {pid}" for pid in sorted(started) if not is_finished(pretrain_root / pid)]
+    if missing:
+        shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        rule = f"{len(missing)} planned run(s) have no record here: {shown}. Their trials wrote where this driver "
+        rule += "cannot read (a node that does not see --results?) or were lost; fix that and run again with --resume"
+        raise UserError(study_dir, rule)
 
 
 def _run_rows(

@@ -21,7 +21,7 @@ from ray import tune
 
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.errors import quoted
-from elgan_ray.record import layout
+from elgan_ray.record import layout, store
 from elgan_ray.record.layout import CHECKPOINT_FILE
 from elgan_ray.record.runs import read_run_evals, read_run_record, read_status, write_run_record, write_status
 from elgan_ray.study.plan import PLAN_KEY, grid_plan, run_name, search_controls, trial_point
@@ -30,8 +30,11 @@ from elgan_ray.study.spec import SweepSpec, is_search, scientific_points
 from elgan_ray.sweep.gpu_check import require_cuda
 from elgan_ray.sweep.pretrain import data_identity, ensure_pretrained, pretrain_id
 from elgan_ray.sweep.settings import SweepSettings
+from elgan_ray.sweep.shared import cluster_capacity, ensure_pretrained_in_store, node_alive, start_locks
 
-TRIAL_RETRIES = 2  # a trial whose process dies is restarted this often, resuming from its checkpoint
+# A trial whose process or node is lost is restarted this often, resuming from its checkpoint. An exception raised by
+# our own code is not retried: it would only be raised again (gan_trial marks the run failed and ends the trial).
+TRIAL_RETRIES = 2
 # A finished trial's process runs the next trial: no new process, no second torch import. Measured on the smoke
 # stability sweep here: 84 s -> 33 s of wall time for the same rows (every trial has the same resources).
 REUSE_TRIAL_PROCESSES = True
@@ -59,6 +62,8 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
     so pre-trainings, controls and GAN trials share the slots with none left idle between stages.
     """
     trainable = tune.with_resources(tune.with_parameters(gan_trial, settings=settings), _trial_resources(settings))
+    # The shared pre-trainings' locks on object storage, where no file lock works; held until every Tuner is done.
+    locks = start_locks() if settings.storage else None
     base = TrainConfig.from_flat(settings.base_flat, source=spec.path)
     if is_search(spec):
         tuners = [(layout.CONTROL_TUNER, plan_space(search_controls(spec)), False)]
@@ -67,9 +72,9 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
     else:
         tuners = [(layout.tuner_name(None), plan_space(grid_plan(spec, base)), False)]
     for name, param_space, searched in tuners:
-        path = layout.tuner_dir(settings.study_dir, name)
-        if resume and tune.Tuner.can_restore(str(path)):
-            tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        path = settings.ray_path(layout.tuner_dir(settings.study_dir, name))
+        if resume and tune.Tuner.can_restore(path):
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
         else:
             tuner = tune.Tuner(
                 trainable,
@@ -78,15 +83,17 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
                 run_config=_run_config(name, settings),
             )
         results = tuner.fit()
-        failed = [r for r in results if r.error is not None]
+        failed = [r for r in results if r.error is not None or (r.metrics or {}).get("failed")]
         if failed:
             print(f"{len(failed)} trial(s) failed; they are marked 'failed' in evals.csv", flush=True)
         if searched and spec.scheduler:
-            stopped = mark_stopped(results, settings.study_dir)
+            store.pull_study(settings.ray_storage, settings.study_dir)
+            stopped = mark_stopped(results, settings.study_dir, settings.ray_storage)
             print(f"{name}: {stopped} trial(s) stopped early by {spec.scheduler['name']} ('stopped')", flush=True)
+    del locks
 
 
-def mark_stopped(results: tune.ResultGrid, study_dir: Path) -> int:
+def mark_stopped(results: tune.ResultGrid, study_dir: Path, storage: str | None = None) -> int:
     """Write status `stopped` for every run whose Tune trial ended without error but whose loop never finished:
     the scheduler stopped it (Tune ends a function trial by raising SystemExit in its tune.report, so the loop
     writes no status of its own). Its rows and checkpoint stay. Run again after a --resume, whose restored Tuner
@@ -102,6 +109,7 @@ def mark_stopped(results: tune.ResultGrid, study_dir: Path) -> int:
         if read_status(run_dir)["status"] == "running":
             steps = [row["step"] for row in read_run_evals(run_dir, warn=False)]
             write_status(run_dir, {"status": "stopped", "step": max(steps, default=0)})
+            store.push(storage or str(study_dir), run_dir)
         count += read_status(run_dir)["status"] == "stopped"
     return count
 
@@ -118,14 +126,21 @@ def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
     flat = cfg.to_flat()
     name = run_name(flat, settings.varying, role)
     out_dir = layout.run_dir(settings.study_dir, name)
+    store.pull(settings.ray_storage, out_dir)  # a URI's: a restarted trial resumes from what its last attempt pushed
     out_dir.mkdir(parents=True, exist_ok=True)
     pid = pretrain_id(cfg, data_identity(settings.data_dir))
     trial_id = tune.get_context().get_trial_id()
     record = {"trial_id": trial_id, "trial_name": name, "role": role, "config": flat, "pretrain_id": pid}
     write_run_record(out_dir, record)
+    store.push(settings.ray_storage, out_dir)
     run = _runner(settings)
     try:
-        pretrained = ensure_pretrained(cfg, Path(settings.results_root), settings.data_dir, run=run)
+        if settings.storage:
+            pretrained = ensure_pretrained_in_store(cfg, settings, run, trial_id)
+        else:
+            node = ray.get_runtime_context().get_node_id()  # in the lock: taken over at once if Ray says it died
+            root = Path(settings.results_root)
+            pretrained = ensure_pretrained(cfg, root, settings.data_dir, run=run, node=node, node_alive=node_alive)
         run_settings = RunSettings(
             out_dir=str(out_dir),
             data_dir=settings.data_dir,
@@ -133,15 +148,45 @@ def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
             run_name=name,
         )
         run(cfg, run_settings, ("pretrain_d", "gan"), pretrained / CHECKPOINT_FILE)
-    except Exception:
-        # Recorded for the report; re-raised so that Tune retries the trial, which then resumes.
-        write_status(out_dir, {"status": "failed", "error": traceback.format_exc(limit=3)[-2000:]})
-        raise
+    except Exception as error:
+        write_status(out_dir, {"status": "failed", "error": traceback.format_exc(limit=3)[-2000:]})  # for the report
+        store.push(settings.ray_storage, out_dir)
+        if lost_process(error):
+            raise  # Tune restarts the trial, which resumes from its checkpoint
+        # Raised by our code: a second attempt would raise it again. The trial ends here, failed.
+        print(f"{name}: failed, not retried: {error.__class__.__name__}: {str(error)[:500]}", flush=True)
+        _report_worst(settings, "failed")
+        return
     status = read_status(out_dir)["status"]
-    if status == "diverged":  # Optuna and Tune's table need a number: the worst there is
-        tune.report({settings.metric: 0.0 if settings.metric_mode == "max" else 1.0, "diverged": True})
+    if status == "diverged":
+        _report_worst(settings, "diverged")
     if settings.predict and status == "ok":
         _predict(settings, out_dir, pretrained)
+
+
+def lost_process(error: Exception) -> bool:
+    """Whether a trial's error is the loss of a process or node (worth a retry), not an exception of our code.
+
+    A Ray system error (an actor or object lost with its node) is a loss. So is Ray Train's error of a worker group
+    in which some rank failed with a Ray or Ray Train error (it died, or stopped answering its health checks): the
+    ranks that survive such a death then fail in their collectives, so one lost rank decides. A worker group whose
+    every rank raised from our loop (Train hands back each rank's own exception), or any other exception in the
+    trial's own process, is our code's.
+    """
+    from ray.exceptions import RayError, RayTaskError
+    from ray.train import ControllerError, WorkerGroupError
+    from ray.train.v2._internal.exceptions import RayTrainError  # private (Ray 2.60): Train's own errors' base
+
+    if isinstance(error, RayError):
+        return not isinstance(error, RayTaskError)  # a RayTaskError carries an exception raised by the task's code
+    if isinstance(error, WorkerGroupError):
+        return any(isinstance(failure, (RayError, RayTrainError)) for failure in error.worker_failures.values())
+    return isinstance(error, ControllerError)  # Train's controller failed: not the loop's doing
+
+
+def _report_worst(settings: SweepSettings, flag: str) -> None:
+    """A run without a score (diverged, failed): Optuna and Tune's table need a number: the worst there is."""
+    tune.report({settings.metric: 0.0 if settings.metric_mode == "max" else 1.0, flag: True})
 
 
 def _predict(settings: SweepSettings, out_dir: Path, pretrained: Path) -> None:
@@ -167,6 +212,7 @@ def _runner(settings: SweepSettings):
             trial_id = tune.get_context().get_trial_id()
             name = layout.train_run_name(settings.study, trial_id, Path(run_settings.out_dir).name)
             fit_on_workers(cfg, run_settings, phases, init_generator, settings, name, inside_tune=True)
+            store.pull(settings.ray_storage, Path(run_settings.out_dir))  # a URI's: what rank 0 wrote on its node
 
         return run_distributed
 
@@ -176,7 +222,20 @@ def _runner(settings: SweepSettings):
         require_cuda(settings.gpus_per_worker)  # a GPU slot without CUDA fails the trial, naming the node
         device = "cuda" if settings.gpus_per_worker > 0 else "cpu"
         run_settings = RunSettings(**(asdict(run_settings) | {"device": device}))
-        train(cfg, run_settings, report=_tune_report, phases=phases, init_generator=init_generator)
+        written = [Path(p) for p in (run_settings.out_dir, run_settings.tb_dir) if p]
+
+        def report(step: int, metrics: dict[str, Any]) -> None:
+            # With a URI, every evaluation's record and checkpoint reach the store before Tune hears of it (and
+            # before Tune may stop the trial inside tune.report).
+            for path in written:
+                store.push(settings.ray_storage, path)
+            _tune_report(step, metrics)
+
+        try:
+            train(cfg, run_settings, report=report, phases=phases, init_generator=init_generator)
+        finally:
+            for path in written:  # status.json, the final maps, the last events
+                store.push(settings.ray_storage, path)
 
     return run_here
 
@@ -203,7 +262,8 @@ def _trial_resources(settings: SweepSettings) -> dict[str, float]:
 def _tune_config(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, searched: bool) -> tune.TuneConfig:
     """A grid's config, or (searched) Optuna's over the study's nuisance keys."""
     available = ray.cluster_resources()
-    concurrency = settings.concurrency(max_concurrent, available.get("CPU", 1), available.get("GPU", 0))
+    capacity = cluster_capacity(settings) if settings.cluster else None
+    concurrency = settings.concurrency(max_concurrent, available.get("CPU", 1), available.get("GPU", 0), capacity)
     if not searched:  # a grid, or a search study's controls: every run to its end, no scheduler
         return tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=REUSE_TRIAL_PROCESSES)
     from ray.tune.search import Repeater
@@ -226,7 +286,7 @@ def _run_config(name: str, settings: SweepSettings) -> tune.RunConfig:
     """Tune's record of one Tuner in the study folder; a trial whose process dies is retried."""
     return tune.RunConfig(
         name=name,
-        storage_path=str(settings.study_dir),
+        storage_path=settings.ray_path(settings.study_dir),
         failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
         verbose=1,
     )

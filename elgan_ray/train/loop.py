@@ -27,7 +27,7 @@ from elgan_ray.config import RunSettings, TrainConfig, pretrain_keys
 from elgan_ray.data.synthetic import embedded_dataset
 from elgan_ray.data.tusimple import TuSimpleDataset
 from elgan_ray.errors import UserError
-from elgan_ray.models import batch_norm_statistics_kept, build_discriminator, build_generator
+from elgan_ray.models import batch_norm_statistics_kept, build_discriminator, build_generator, parameters_frozen
 from elgan_ray.record.layout import CHECKPOINT_FILE
 from elgan_ray.record.names import MAIN_POST, PHASES, metric_key
 from elgan_ray.record.runs import read_run_evals
@@ -126,6 +126,16 @@ def train(
         position.step = state["position"]["step"]
         set_rng_state(state["rng"])
 
+    # D's loss under eq. 5 and its bounded forms is a function of the embedding alone: D's later blocks and its patch
+    # classifier get no gradient from it. They are frozen for the whole run, so that one process and DDP agree: in one
+    # process they would stay as initialised anyway (no gradient, so SGD skips them: no momentum, no weight decay),
+    # and DDP registers only parameters that require a gradient, so its reducer waits for none that never comes
+    # ("Expected to have finished reduction in the prior iteration"). Not find_unused_parameters=True: it would
+    # search the graph at every step to find the same, fixed set. G's ce loss still reaches G through the frozen
+    # classifier (a frozen weight passes the gradient on to its input).
+    if cfg.loss.disc != "ce":
+        for parameter in discriminator.beyond_embedding(cfg.loss.emb_block):
+            parameter.requires_grad_(False)
     # Under DDP each model is wrapped for the step that trains it; the other is used unwrapped (ray-notes).
     g_train = _wrap(generator, device)
     d_train = _wrap(discriminator, device)
@@ -263,10 +273,9 @@ def g_step(
             # D judges as it does in its own steps (train mode: BatchNorm over the label and the prediction
             # together, losses.discriminate), but the G step updates neither D's weights nor its running
             # statistics, and DDP must not see D's parameters at all (the embedding loss never reaches D's head).
-            with batch_norm_statistics_kept(discriminator):
-                discriminator.train().requires_grad_(False)
+            with batch_norm_statistics_kept(discriminator), parameters_frozen(discriminator):
+                discriminator.train()
                 adv = generator_adversarial_loss(discriminator, images, labels, lane_probability(logits), cfg.loss)
-            discriminator.requires_grad_(True)
     loss = fit + cfg.loss.lambda_ * adv
     opt_g.zero_grad(set_to_none=True)
     loss.backward()

@@ -75,7 +75,8 @@ def test_smoke_stability_sweep(tmp_path, tiny_dataset):
     assert (study / "predictions.png").exists()
     assert list(pd.read_csv(study / "summary.csv").group)[0] == "control"
     pairs = pd.read_csv(study / "pairwise.csv")
-    assert set(pairs.b) == {"control", "baseline"} and (pairs.b == "control").sum() == 4
+    # Every GAN group against the control: accuracy after each of 2 post-processings, and the width ratio.
+    assert set(pairs.b) == {"control", "baseline"} and (pairs.b == "control").sum() == 4 * 3
     assert "## D's health" in (study / "table.md").read_text()
     index = pd.read_csv(tmp_path / "index.csv")
     assert list(index.study) == ["stability"]
@@ -149,6 +150,11 @@ def test_killed_sweep_resumes_with_the_same_rows(tmp_path, tiny_dataset, uninter
 
 def trial_processes(ancestor: int) -> list[int]:
     """Pids of the Tune trial processes (Ray names them ray::ImplicitFunc.train) under one process tree."""
+    return processes_named(ancestor, b"ray::ImplicitFunc.train")
+
+
+def processes_named(ancestor: int, prefix: bytes) -> list[int]:
+    """Pids of the processes under one process tree whose command line starts with `prefix`."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -164,7 +170,7 @@ def trial_processes(ancestor: int) -> list[int]:
         if node != ancestor:
             continue
         try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ImplicitFunc.train"):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(prefix):
                 found.append(pid)
         except OSError:
             continue

@@ -136,3 +136,22 @@ def test_paper_preset_one_training_step_at_720x1280():
     with torch.no_grad():
         score, _ = d.eval()(image, label, 7)
     assert score.shape == (1, 1, 11, 20)  # six 2x poolings of 720x1280
+
+
+@pytest.mark.parametrize("disc", ["ce", "emb", "emb_margin", "emb_unit"])
+@pytest.mark.parametrize("emb_block", [3, 5, 7])
+def test_the_parameters_d_loss_never_reaches_are_those_beyond_its_embedding(disc, emb_block):
+    """What the loop freezes under eq. 5 (discriminator.beyond_embedding) is exactly what D's loss gives no gradient."""
+    from elgan_ray.config import LossConfig
+    from elgan_ray.train.losses import discriminator_loss
+
+    torch.manual_seed(0)
+    cfg = preset("smoke")
+    discriminator = build_discriminator(cfg.discriminator)
+    images, labels, prediction = torch.rand(2, 3, 64, 128), torch.rand(2, 1, 64, 128), torch.rand(2, 1, 64, 128)
+    loss_cfg = LossConfig(disc=disc, emb_block=emb_block)
+    discriminator_loss(discriminator, images, labels, prediction, loss_cfg).backward()
+    untouched = {id(p) for p in discriminator.parameters() if p.grad is None}
+    expected = set() if disc == "ce" else {id(p) for p in discriminator.beyond_embedding(emb_block)}
+    assert untouched == expected
+    assert len(discriminator.beyond_embedding(7)) == 4  # the classifier's BatchNorm and 1x1 conv

@@ -61,7 +61,7 @@ def test_trials_at_once_are_asked_for_unbounded_on_a_cluster_else_what_the_machi
         return SweepSettings("s", "/r", {}, ("seed",), None, workers, cpus, gpus, cluster)
 
     assert settings().concurrency(3, cpus=16, gpus=0) == 3  # asked for
-    assert settings(cluster=True).concurrency(0, cpus=2, gpus=0) is None  # the autoscaler adds nodes
+    assert settings(cluster=True).concurrency(0, cpus=2, gpus=0, capacity=6) == 6  # what the cluster holds at most
     assert settings(workers=2, cpus=1.5).concurrency(0, cpus=16, gpus=0) == 5  # 16 // 3 CPUs a trial
     assert settings(gpus=1.0).concurrency(0, cpus=16, gpus=2) == 2  # the GPUs bound it
     assert settings(cpus=4).concurrency(0, cpus=2, gpus=0) == 1  # at least one

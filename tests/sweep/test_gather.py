@@ -44,3 +44,35 @@ def test_evals_csv_holds_every_row_with_its_run_s_identity_and_the_baseline(tmp_
     # The study folder is complete: the baseline's record and TensorBoard run are copied in.
     assert (layout.run_dir(study, "baseline,seed=0") / layout.RUN_EVALS_FILE).is_file()
     assert (layout.tb_dir(study, "baseline,seed=0") / "events.out.tfevents.1").read_bytes() == b"events"
+
+
+def test_a_study_missing_planned_runs_is_refused_naming_them(tmp_path):
+    import pytest
+    from studies import write_study
+
+    from elgan_ray.errors import UserError
+    from elgan_ray.presets import preset
+    from elgan_ray.study.plan import planned_runs, varying_keys
+    from elgan_ray.study.spec import load_spec
+    from elgan_ray.sweep.gather import check_complete
+
+    spec = load_spec(write_study(tmp_path, "s", {"loss.disc": ["ce", "emb"]}, seeds=1))
+    base = preset("smoke").with_flat(spec.fixed)
+    runs = planned_runs(spec, base, varying_keys(spec))
+    results = tmp_path / "results"
+    study = layout.study_dir(results, "s")
+    names = [run.name for run in runs]  # control,seed=0, d=ce,seed=0, d=emb,seed=0
+    record = {"trial_id": "t", "role": "gan", "config": {"seed": 0}, "pretrain_id": "p0"}
+    _run(layout.run_dir(study, names[0]), record | {"trial_name": names[0], "role": "control"}, [])
+    _run(layout.run_dir(study, names[1]), record | {"trial_name": names[1]}, [], status="running")  # never ended
+    (layout.pretrain_root(results) / "p0").mkdir(parents=True)
+    write_status(layout.pretrain_root(results) / "p0", {"status": "ok"})
+    with pytest.raises(UserError) as caught:
+        check_complete(study, results, runs, searched=False)
+    assert f"2 planned run(s) have no record here: {names[1]}, {names[2]}" in str(caught.value)
+    _run(layout.run_dir(study, names[2]), record | {"trial_name": names[2]}, [])
+    write_status(layout.run_dir(study, names[1]), {"status": "failed"})  # failed is a record: the report counts it
+    check_complete(study, results, runs, searched=False)
+    write_status(layout.pretrain_root(results) / "p0", {"status": "running"})  # a finished run's baseline is gone
+    with pytest.raises(UserError, match="1 planned run.s. have no record here: baseline p0"):
+        check_complete(study, results, runs, searched=False)

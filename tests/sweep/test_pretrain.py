@@ -52,3 +52,46 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, tiny_dataset):
     calls = []
     done = ensure_pretrained(cfg, tmp_path, str(tiny_dataset), run=counting_runner(calls), poll_seconds=0.1)
     assert is_finished(done) and calls and not lock.exists()
+
+
+def test_a_lock_whose_node_is_dead_is_taken_over_at_once_and_one_on_a_live_node_is_waited_for(
+    tmp_path, tiny_dataset, monkeypatch
+):
+    import pytest
+
+    from elgan_ray.sweep import pretrain
+
+    cfg = preset("smoke").with_flat(FAST)
+    lock = tmp_path / PRETRAIN_DIR / f"{pretrain_id(cfg, str(Path(tiny_dataset).resolve()))}.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("another-host 4242 live-node 0a1b2c3d\n")  # fresh: its age says nothing yet
+    waits = []
+
+    def sleep(seconds):  # the loop's wait for a held lock
+        waits.append(seconds)
+        if len(waits) > 3:
+            raise TimeoutError("waiting, as it should for a live node's lock")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pretrain.time, "sleep", sleep)
+        with pytest.raises(TimeoutError):
+            ensure_pretrained(cfg, tmp_path, str(tiny_dataset), run=counting_runner([]), node_alive=lambda n: True)
+    lock.write_text("another-host 4242 dead-node 0a1b2c3d\n")
+    calls = []
+    done = ensure_pretrained(
+        cfg, tmp_path, str(tiny_dataset), run=counting_runner(calls), node="me", node_alive=lambda n: n != "dead-node"
+    )
+    assert is_finished(done) and len(calls) == 1 and not lock.exists()
+
+
+def test_a_takeover_removes_only_the_lock_it_judged(tmp_path):
+    from elgan_ray.sweep.pretrain import _take_over
+
+    lock = tmp_path / "p.lock"
+    lock.write_bytes(b"host 1 dead-node aaaa\n")
+    _take_over(lock, b"host 1 dead-node aaaa\n")
+    assert not lock.exists() and not list(tmp_path.iterdir())
+    # Another waiter took the lock between this one's judgement and its takeover: the fresh lock stays.
+    lock.write_bytes(b"host 2 live-node bbbb\n")
+    _take_over(lock, b"host 1 dead-node aaaa\n")
+    assert lock.read_bytes() == b"host 2 live-node bbbb\n" and list(tmp_path.iterdir()) == [lock]

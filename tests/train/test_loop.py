@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from elgan_ray.config import RunSettings
 from elgan_ray.models import build_discriminator, build_generator
 from elgan_ray.presets import preset
 from elgan_ray.record.runs import read_run_evals, read_status
-from elgan_ray.train.loop import d_step, g_step, train
+from elgan_ray.train.loop import d_step, g_step, seed_everything, train
 
 
 def smoke_settings(tmp_path, name, dataset):
@@ -198,3 +199,49 @@ def test_every_evaluation_reports_every_figure_after_every_post_processing(tmp_p
         for row in (r for r in rows if r["step"] == step):
             for name in ("accuracy", "fp", "fn", "f1"):
                 assert metrics[f"{row['post']}/{name}"] == row[name]
+
+
+# Every phase, one G round and one D round of the GAN phase (3 + 2 steps), one evaluation per phase.
+SHORT_SCHEDULE = {"schedule.pretrain_g_steps": 2, "schedule.pretrain_d_steps": 2, "schedule.gan_steps": 5}
+SHORT_SCHEDULE |= {"schedule.eval_every": 5}
+
+
+def _ddp_every_loss(rank: int, port: int, out: str, data: str) -> None:
+    """One rank of a 2-process gloo group: the smoke run of every loss combination under DDP."""
+    import os
+
+    import torch.distributed as dist
+
+    os.environ |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        for gen in ("ce", "emb"):
+            for disc in ("ce", "emb", "emb_margin", "emb_unit"):
+                cfg = preset("smoke").with_flat({"loss.gen": gen, "loss.disc": disc} | SHORT_SCHEDULE)
+                train(cfg, smoke_settings(Path(out), f"{gen}-{disc}", data))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_trains_every_loss_combination(tmp_path, tiny_dataset):
+    """2 gloo ranks (no Ray) through every phase of every G and D loss: under eq. 5 and its bounded forms D's
+    classifier gets no gradient, and DDP must not wait for one; it stays as initialised, as in one process."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:  # a free port for the process group's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_ddp_every_loss, args=(port, str(tmp_path), str(tiny_dataset)), nprocs=2)
+    cfg = preset("smoke")
+    seed_everything(cfg.seed)  # as train() builds them: G, then D
+    build_generator(cfg.generator)
+    initial = build_discriminator(cfg.discriminator).state_dict()["classifier.2.weight"]
+    for gen in ("ce", "emb"):
+        for disc in ("ce", "emb", "emb_margin", "emb_unit"):
+            run = tmp_path / f"{gen}-{disc}"
+            assert read_status(run)["status"] == "ok" and read_status(run)["workers"] == 2, run
+            weights = torch.load(run / "checkpoint.pt", weights_only=False)["discriminator"]["classifier.2.weight"]
+            assert torch.equal(weights, initial) == (disc != "ce"), run
