@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from elgan_ray.config import DiscriminatorConfig, GeneratorConfig
+from elgan_ray.config import DISC_CHOICES, DiscriminatorConfig, GeneratorConfig
 from elgan_ray.models import build_discriminator, build_generator, count_conv3x3, describe
 from elgan_ray.presets import PRESETS, preset
 from elgan_ray.train.losses import embedding_loss, lane_probability
@@ -138,7 +138,7 @@ def test_paper_preset_one_training_step_at_720x1280():
     assert score.shape == (1, 1, 11, 20)  # six 2x poolings of 720x1280
 
 
-@pytest.mark.parametrize("disc", ["ce", "emb", "emb_margin", "emb_unit"])
+@pytest.mark.parametrize("disc", DISC_CHOICES)
 @pytest.mark.parametrize("emb_block", [3, 5, 7])
 def test_the_parameters_d_loss_never_reaches_are_those_beyond_its_embedding(disc, emb_block):
     """What the loop freezes under eq. 5 (discriminator.beyond_embedding) is exactly what D's loss gives no gradient."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from elgan_ray.config import RunSettings
+from elgan_ray.config import DISC_CHOICES, RunSettings
 from elgan_ray.models import build_discriminator, build_generator
 from elgan_ray.presets import preset
 from elgan_ray.record.runs import read_run_evals, read_status
@@ -217,7 +217,7 @@ def _ddp_every_loss(rank: int, port: int, out: str, data: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
         for gen in ("ce", "emb"):
-            for disc in ("ce", "emb", "emb_margin", "emb_unit"):
+            for disc in DISC_CHOICES:
                 cfg = preset("smoke").with_flat({"loss.gen": gen, "loss.disc": disc} | SHORT_SCHEDULE)
                 train(cfg, smoke_settings(Path(out), f"{gen}-{disc}", data))
     finally:
@@ -240,7 +240,7 @@ def test_ddp_trains_every_loss_combination(tmp_path, tiny_dataset):
     build_generator(cfg.generator)
     initial = build_discriminator(cfg.discriminator).state_dict()["classifier.2.weight"]
     for gen in ("ce", "emb"):
-        for disc in ("ce", "emb", "emb_margin", "emb_unit"):
+        for disc in DISC_CHOICES:
             run = tmp_path / f"{gen}-{disc}"
             assert read_status(run)["status"] == "ok" and read_status(run)["workers"] == 2, run
             weights = torch.load(run / "checkpoint.pt", weights_only=False)["discriminator"]["classifier.2.weight"]
