@@ -347,12 +347,52 @@ def fuzz(kind, tmp_path, n, seed=0):
 
 
 def check_case(cases: dict, case: str, tmp_path: Path, tiny_dataset: Path) -> None:
-    """Run one corpus case: exit status 2, one line holding its needle, nothing written."""
+    """Run one corpus case: exit status 2, one line holding its needle, nothing written. Options: `env` (a function of
+    tmp_path), `limit_mb` (an address-space limit), `timeout` (seconds: a case that used to hang fails fast)."""
     build, needle, *options = cases[case]
     options = options[0] if options else {}
     argv = build(tmp_path, tiny_dataset)
     env = options["env"](tmp_path) if "env" in options else None
-    assert_user_error(run(argv, env=env, limit_mb=options.get("limit_mb")), needle)
+    done = run(argv, env=env, limit_mb=options.get("limit_mb"), timeout=options.get("timeout", 300))
+    assert_user_error(done, needle)
     assert not (tmp_path / "o").exists()  # train made no output folder
     assert not (tmp_path / "r").exists()  # the sweep wrote no results
     assert not (tmp_path / "s.png").exists() and not (tmp_path / "out").exists()
+
+
+def fifo(path):
+    """A FIFO at `path` (nobody writes to it: opening it for reading the usual way waits for ever)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def deep_json(depth=100_000):
+    """JSON text nested `depth` lists deep: more than Python's recursion limit lets json parse."""
+    return "[" * depth + "]" * depth
+
+
+def deep_label(root):
+    """The validation label file as one line whose lanes nest deeper than json can parse."""
+    write(root / "label_data_0601.json", '{"raw_file": "a", "lanes": ' + deep_json() + ', "h_samples": [1]}\n')
+
+
+def run_peak_rss(argv, timeout=300):
+    """`python -m argv...` as run() runs it, and its peak resident memory in MB (os.wait4: of that process alone)."""
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        process = subprocess.Popen([sys.executable, "-m", *argv], stdout=out, stderr=err, env=env)
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        done = subprocess.CompletedProcess(argv, process.returncode, out.read().decode(), err.read().decode())
+    return done, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
