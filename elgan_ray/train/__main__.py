@@ -15,6 +15,8 @@ import sys
 from elgan_ray.config import RunSettings, TrainConfig, flat_keys, parse_overrides
 from elgan_ray.errors import UserError, quoted, run_cli
 from elgan_ray.presets import PRESETS, preset
+from elgan_ray.record import layout
+from elgan_ray.record.runs import record_files
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,13 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     from elgan_ray.train.loop import train  # torch is imported only when a run starts
 
     settings = RunSettings(out_dir=str(out), data_dir=args.data, device=args.device, run_name=out.name)
-    if (out / "checkpoint.pt").exists() or (out / "checkpoint.pt").is_symlink():
+    checkpoint = out / layout.CHECKPOINT_FILE
+    if checkpoint.exists() or checkpoint.is_symlink():
         from elgan_ray.record.runs import read_run_evals
         from elgan_ray.train.checkpoint import load_checkpoint
 
-        load_checkpoint(out / "checkpoint.pt", cfg.to_flat())  # a bad checkpoint fails here, in one line
+        load_checkpoint(checkpoint, cfg.to_flat())  # a bad checkpoint fails here, in one line
         read_run_evals(out, warn=False)  # and so does a damaged record, before any work
-        print(f"resuming from {out / 'checkpoint.pt'}", file=sys.stderr)
+        print(f"resuming from {checkpoint}", file=sys.stderr)
+    elif record_files(out):  # a run starts from step 0 and would drop every row after it: the record would be lost
+        rule = f"holds a run's record ({', '.join(record_files(out))}) but no {layout.CHECKPOINT_FILE} to resume it "
+        raise UserError(out, rule + "from: give another --out, or move the record away")
     result = train(cfg, settings, report=print_progress)
     from elgan_ray.train.run_log import json_safe
 

@@ -23,8 +23,11 @@ def test_records_round_trip(tmp_path):
     write_status(tmp_path, {"status": "ok", "train_seconds": 1.5})
     assert read_status(tmp_path) == {"status": "ok", "train_seconds": 1.5}
     run = {"trial_id": "t1", "trial_name": "g=emb,seed=0", "role": "gan", "config": {"seed": 0, "loss.gen": "emb"}}
-    write_run_record(tmp_path, run)
-    assert read_run_record(tmp_path / layout.RUN_FILE) == (run, "ok")
+    run_dir = tmp_path / "g=emb,seed=0"  # a run's folder is named as the run
+    run_dir.mkdir()
+    write_status(run_dir, {"status": "ok"})
+    write_run_record(run_dir, run)
+    assert read_run_record(run_dir / layout.RUN_FILE) == (run, "ok")
     study = {"study": "s", "started": "2026-01-01T00:00:00+00:00", "tables": ["stability"], "wall_s": 3.0}
     write_study_record(tmp_path, study)
     assert read_study_record(layout.study_file(tmp_path)) == study
