@@ -10,7 +10,14 @@ metric_key), which every evaluation reports for every post-processing.
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,13 +27,15 @@ import torch
 from ray import tune
 
 from elgan_ray.config import RunSettings, TrainConfig
-from elgan_ray.errors import quoted
+from elgan_ray.errors import Terminated, UserError, handle_sigterm, quoted
+from elgan_ray.files import disk_full
 from elgan_ray.record import layout
 from elgan_ray.record.layout import CHECKPOINT_FILE
 from elgan_ray.record.runs import read_run_evals, read_run_record, read_status, write_run_record, write_status
 from elgan_ray.study.plan import PLAN_KEY, grid_plan, run_name, search_controls, trial_point
 from elgan_ray.study.scheduler import CLOCK, NEVER
 from elgan_ray.study.spec import SweepSpec, is_search, scientific_points
+from elgan_ray.sweep import reaper
 from elgan_ray.sweep.gpu_check import require_cuda
 from elgan_ray.sweep.pretrain import data_identity, ensure_pretrained, pretrain_id
 from elgan_ray.sweep.settings import SweepSettings
@@ -44,11 +53,36 @@ DRIVER_SLOTS = 1000
 
 
 def start_ray(address: str | None) -> None:
-    """Join a cluster, or start a local Ray with its dashboard off (nothing listens beyond this process)."""
-    if address:
-        ray.init(address=address, log_to_driver=True)
+    """Join the cluster at `address` (--address), or start a local Ray of this machine with its dashboard off.
+
+    Without --address the sweep starts its own Ray whatever RAY_ADDRESS or a `ray start` on this machine says (Ray
+    would join those, and then refuse the resources a local Ray declares); it says so when RAY_ADDRESS is set.
+    Afterwards SIGTERM ends the sweep as run_cli says ("terminated", 143) again: ray.init replaces that handler with
+    its own."""
+    if address:  # __main__.py's check_inputs has seen it answer (probe_address)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            rule = f"cannot join the Ray cluster at {quoted(address)}: {_first_line(error)}"
+            raise UserError("--address", rule) from None
     else:
-        ray.init(include_dashboard=False, configure_logging=False, resources={DRIVER_RESOURCE: DRIVER_SLOTS})
+        ignored = os.environ.pop("RAY_ADDRESS", None)  # also for the trials' processes, which inherit the environment
+        if ignored:
+            note = f"note: RAY_ADDRESS={ignored} is ignored: a sweep joins a cluster only with --address"
+            print(note, file=sys.stderr)
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            configure_logging=False,
+            resources={DRIVER_RESOURCE: DRIVER_SLOTS},
+        )
+        reaper.watch()  # a kill -9 of this process must not leave Ray's agents behind for minutes
+    if threading.current_thread() is threading.main_thread():
+        handle_sigterm()
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [error.__class__.__name__])[0][:300]
 
 
 def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, resume: bool) -> None:
@@ -77,13 +111,43 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
                 tune_config=_tune_config(spec, settings, max_concurrent, searched),
                 run_config=_run_config(name, settings),
             )
-        results = tuner.fit()
+        with _sigterm_stops_tune():
+            results = tuner.fit()
         failed = [r for r in results if r.error is not None]
+        if failed and disk_full(failed[0].error, settings.results_root):  # the sweep ends in one line (__main__.py)
+            raise OSError(errno.ENOSPC, f"{len(failed)} trial(s) failed on a full disk", settings.results_root)
         if failed:
             print(f"{len(failed)} trial(s) failed; they are marked 'failed' in evals.csv", flush=True)
         if searched and spec.scheduler:
             stopped = mark_stopped(results, settings.study_dir)
             print(f"{name}: {stopped} trial(s) stopped early by {spec.scheduler['name']} ('stopped')", flush=True)
+
+
+@contextmanager
+def _sigterm_stops_tune() -> Iterator[None]:
+    """SIGTERM while Tune runs: Tune is asked to stop as Ctrl-C asks it (it saves its state and ends its trials), and
+    Terminated is raised once Tuner.fit has returned, so the sweep ends with "terminated" and 143 (run_cli).
+
+    Raising in the signal handler itself, as run_cli's does, would land in the middle of Ray's C code (ray.wait):
+    a SystemError, or an abort. Tune handles SIGUSR1 as it handles Ctrl-C, for as long as fit runs."""
+    stopped = threading.Event()
+    outside = signal.getsignal(signal.SIGUSR1)  # what holds SIGUSR1 until fit installs Tune's handler
+
+    def stop(signum: int, frame: object) -> None:
+        stopped.set()
+        tunes = signal.getsignal(signal.SIGUSR1)
+        if callable(tunes) and tunes is not outside:
+            tunes(signal.SIGUSR1, frame)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
+    try:
+        yield
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    if stopped.is_set():
+        raise Terminated
 
 
 def mark_stopped(results: tune.ResultGrid, study_dir: Path) -> int:
