@@ -5,7 +5,9 @@ The only package that imports Ray.
   tune.py         start or join Ray; Tuners, param spaces, Optuna and ASHA; the trial function
   ddp.py          one run on several Ray Train workers, DDP over G and D
   pretrain.py     the shared generator pre-trainings: cached, computed once under a lock
-  gpu_check.py    GPUs asked for are GPUs used: refused locally, or a trial that fails naming its node
-  gather.py       evals.csv from every run's record; the baselines' TensorBoard runs and maps copied in
+  gpu_check.py    CPUs and GPUs asked for are used: refused locally, or (GPUs) a trial that fails naming its node
+  gather.py       evals.csv from every run's record, checked against its folder and the plan; baselines copied in
+  resume.py       what defines a study (study.json), and what --resume checks before Ray starts
+  reaper.py       a small process that ends what is left of the local Ray when the driver was killed
   dry_run.py      --dry-run: the runs, the pre-trainings they share, an estimate of the cost
 """
