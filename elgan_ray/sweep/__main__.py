@@ -167,7 +167,7 @@ def full_disk_in_one_line(results_root: str) -> Iterator[None]:
 
 def check_inputs(args: argparse.Namespace, spec: SweepSpec) -> Study:
     """Everything a study needs, checked before anything is written or Ray starts: every grid point, the results
-    folder and the report's outputs, --resume's study.json (the same study), the resources asked for, the data."""
+    folder and the report's outputs, --resume's study.json (the same study), the data, the resources asked for."""
     base = preset(args.preset).with_flat(spec.fixed, source=spec.path)
     check_writable(args.results, "folder")  # before resolve(): a dangling symbolic link is refused, not followed
     results_root = Path(args.results).resolve()
@@ -197,10 +197,6 @@ def check_inputs(args: argparse.Namespace, spec: SweepSpec) -> Study:
         if not isinstance(first_started, str):
             raise UserError(layout.study_file(study_dir), "has no start time to resume from", key="started")
         check_same_study(recorded, now, study_dir)
-    if settings.cluster:
-        probe_address(args.address)  # a cluster that does not answer: one line, not minutes of Ray's retries
-    else:
-        check_local_resources(args, spec, settings)
     val_frames = EMBEDDED_SIZES[1]
     if args.data:
         val_frames = len(load_split(args.data, "val"))  # fail on bad data now, not inside 20 trials
@@ -208,6 +204,10 @@ def check_inputs(args: argparse.Namespace, spec: SweepSpec) -> Study:
     for point in grid_points(spec):
         settings.trial_config(point)
     val_frames = int(min(val_frames, base.data.val_limit or math.inf))  # as train() takes them
+    if settings.cluster:  # last: what the machine or the cluster can give, once the study itself is good
+        probe_address(args.address)  # a cluster that does not answer: one line, not minutes of Ray's retries
+    else:
+        check_local_resources(args, spec, settings)
     return Study(spec, base, settings, study_dir, first_started, val_frames, now)
 
 

@@ -194,17 +194,21 @@ CASES = {
         {"timeout": 150},
     ),
     # D9: more CPUs per trial than a local Ray has: Tune waited for ever; refused before Ray starts, as GPUs are
+    # (real data: the sweep gets past its other checks)
     "sweep-cpus-more-than-here": (
-        lambda t, d: sweep(t, study_yaml(t, ONE_POINT), "--cpus-per-worker", "1024"),
+        lambda t, d: sweep(t, study_yaml(t, ONE_POINT), "--cpus-per-worker", "1024", "--data", str(d)),
         "--cpus-per-worker",
+        {"timeout": 150},
     ),
     "sweep-study-cpus-more-than-here": (
-        lambda t, d: sweep(t, study_yaml(t, ONE_POINT + "resources: {cpu: 1024}\n")),
+        lambda t, d: sweep(t, study_yaml(t, ONE_POINT + "resources: {cpu: 1024}\n"), "--data", str(d)),
         "key 'resources.cpu'",
+        {"timeout": 150},
     ),
     "sweep-workers-more-than-here": (
-        lambda t, d: sweep(t, study_yaml(t, ONE_POINT), "--workers-per-trial", "1024"),
+        lambda t, d: sweep(t, study_yaml(t, ONE_POINT), "--workers-per-trial", "1024", "--data", str(d)),
         "--workers-per-trial",
+        {"timeout": 150},
     ),
     # D10: a FIFO where index.csv should be blocked the sweep (its dry run too) for ever
     "sweep-index-is-a-fifo": (
