@@ -378,21 +378,24 @@ def deep_label(root):
     write(root / "label_data_0601.json", '{"raw_file": "a", "lanes": ' + deep_json() + ', "h_samples": [1]}\n')
 
 
-def run_peak_rss(argv, timeout=300):
-    """`python -m argv...` as run() runs it, and its peak resident memory in MB (os.wait4: of that process alone)."""
-    import tempfile
-    import threading
+# Starts argv[2:] and writes its peak resident memory (KB) to argv[1]: the launcher is small, so the peak is the
+# command's own (a child forked from a large process counts that process's pages until it execs).
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+
+def run_peak_rss(argv, timeout=300):
+    """`python -m argv...` as run() runs it, and its peak resident memory in MB."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        peak = Path(folder) / "peak"
+        command = [sys.executable, "-c", _LAUNCHER, str(peak), sys.executable, "-m", *argv]
         env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        process = subprocess.Popen([sys.executable, "-m", *argv], stdout=out, stderr=err, env=env)
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        done = subprocess.CompletedProcess(argv, process.returncode, out.read().decode(), err.read().decode())
-    return done, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+        return done, int(peak.read_text()) / 1024
