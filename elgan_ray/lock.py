@@ -101,7 +101,9 @@ class OwnerLock:
                 return False
             if self._take_over(line):
                 return self._held()
-            return False  # another process took it over, or is taking it over now
+            seen = _read(self.path)  # another process took it over, or is taking it over now: it is the holder
+            self.holder = parse_owner(seen[0]) if seen else self.holder
+            return False
         return False
 
     def release(self) -> None:
