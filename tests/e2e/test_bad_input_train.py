@@ -280,22 +280,15 @@ def test_train_refuses_a_record_it_cannot_resume_instead_of_deleting_it(trained,
         # D5: a row's identity keys moved it to another run in the sweep's gather
         ({"trial_name": "control,seed=0", "role": "control", "trial_id": "FORGED", "seed": 7}, "key 'trial_name'"),
         ({"accuracy": 5.0}, "key 'accuracy': must be a number from 0 to 1, or null, got 5.0"),  # D5: out of range
-        ({"fp": -4.5}, "key 'fp'"),  # below what the official FP can be (one predicted lane matching five gt lanes)
-        ({"step": 4.0}, "key 'step'"),
-        ({"phase": "warmup"}, "key 'phase'"),
-        ({"loss_g": "NaN"}, "key 'loss_g'"),
-        ({"d_acc_real": 1e999}, "key 'd_acc_real'"),  # json reads 1e999 as inf
-        ({"x": 1}, "key 'x'"),
     ],
-    ids=["identity", "accuracy-5", "fp-below-bound", "float-step", "phase", "loss-text", "health-inf", "unknown"],
+    ids=["identity", "accuracy-5"],
 )
 def test_a_row_outside_the_schema_stops_train_s_resume_in_one_line(trained, tmp_path, tiny_dataset, row, needle):
     """D5: `train` accepted accuracy 5.0 and printed it as the run's final result; a row may hold only the schema's
-    keys, each in its range (record/runs.py)."""
+    keys, each in its range (record/runs.py; tests/record/test_runs.py has the rest of the schema)."""
     out = smoke_checkpoint(trained, tmp_path)
     good = {"step": 4, "phase": "gan", "post": "basic++", "accuracy": 0.5, "fp": 0.0, "fn": 0.0, "f1": 1.0}
-    text = json.dumps(good | row).replace("Infinity", "1e999")
-    whole = (out / "evals.jsonl").read_bytes() + text.encode() + b"\n"
+    whole = (out / "evals.jsonl").read_bytes() + json.dumps(good | row).encode() + b"\n"
     (out / "evals.jsonl").write_bytes(whole)
     lines = whole.count(b"\n")
     assert_user_error(run(resume_command(out, tiny_dataset)), f"evals.jsonl:{lines}: {needle}")
