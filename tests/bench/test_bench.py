@@ -1,6 +1,7 @@
 """python -m elgan_ray.bench: the command line, and a cheap subset of stages writing the keys it measured."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,15 @@ def test_bf16_peaks_by_device_name():
     assert bf16_peak_tflops("NVIDIA L4") == 121
     assert bf16_peak_tflops("NVIDIA L40S") == 362
     assert bf16_peak_tflops("Tesla T4") is None
+
+
+def test_bench_removes_the_scratch_folder_it_made(tmp_path):
+    """Issue 25, D18: without --work, every bench left an elgan_bench_* folder in the system's temp folder."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = os.environ | {"TMPDIR": str(scratch), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "elgan_ray.bench", "--quick", "--only", "render", "--out", str(tmp_path / "b.json")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert isinstance(json.loads((tmp_path / "b.json").read_text())["render_ms"], float)  # it did measure
+    assert list(scratch.glob("elgan_bench_*")) == []
