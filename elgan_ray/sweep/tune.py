@@ -142,6 +142,8 @@ def gan_trial(config: dict[str, Any], settings: SweepSettings) -> None:
         )
         run(cfg, run_settings, ("pretrain_d", "gan"), pretrained / CHECKPOINT_FILE)
     except Exception as error:
+        if disk_full(error, settings.results_root):
+            raise  # not the run's failure: an errored trial that --resume runs again (run_trials ends the sweep)
         write_status(out_dir, {"status": "failed", "error": traceback.format_exc(limit=3)[-2000:]})  # for the report
         store.push(settings.ray_storage, out_dir)
         if lost_process(error):
