@@ -1,0 +1,249 @@
+"""The dense networks' BN-ReLU-conv layers, lean in memory on large maps (memory-efficient DenseNets, Pleiss et al.).
+
+A naive dense layer concatenates every earlier map into a new tensor, normalises all of it into another, and
+autograd keeps both for the backward pass, so a block's memory grows with the square of its depth: the paper's
+G+D step took 8.4 GiB per 720x1280 frame on CPU. Here feature maps travel as lists, each stored once by the layer
+that made it, and a large layer runs as one autograd Function that keeps only its input maps and BatchNorm's
+per-channel statistics. Its backward pass goes map by map: normalise the map again, then back through the
+conv's input channels that read it (a conv's gradients split exactly by input channel), ReLU and BatchNorm. So
+beside the stored maps a layer holds a few tensors the size of one map, never one the width of the layer.
+
+BatchNorm's running statistics move once per forward pass, in the forward pass: the backward pass normalises with
+fresh batch statistics of the same maps (the same numbers) and never touches the running ones. Nothing random runs
+inside (dense layers apply their dropout to the Function's output), so there is no random state to replay; and
+the gradients it returns follow from what the forward pass saw, so g_step unfreezing D between its forward pass
+and backward() changes nothing.
+
+Small layers (the cpu and smoke presets) run as the plain modules did, operation for operation: there the
+recomputation would cost time for little memory (RECOMPUTE_MIN_BYTES).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import reduce
+from itertools import accumulate
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Layers whose concatenated input is smaller than this run as plain modules. TODO: measured threshold.
+RECOMPUTE_MIN_BYTES = 16 * 2**20
+
+
+def concatenated(features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The maps as one tensor along channels (B, sum C_i, H, W); a single map as it is."""
+    return features[0] if len(features) == 1 else torch.cat(list(features), dim=1)
+
+
+def bn_relu_conv(features: Sequence[torch.Tensor], bn: nn.BatchNorm2d, conv: nn.Conv2d) -> torch.Tensor:
+    """conv(relu(bn(cat(features)))): (B, C_out, H, W) from maps (B, C_i, H, W) that together match bn and conv
+    (an affine BatchNorm2d, a zero-padded Conv2d)."""
+    if sum(f.numel() * f.element_size() for f in features) < RECOMPUTE_MIN_BYTES:
+        return conv(F.relu(bn(concatenated(features)), inplace=True))  # as the plain Sequential did
+    layer = _Layer(
+        training=bn.training or bn.running_mean is None,
+        running_mean=bn.running_mean,
+        running_var=bn.running_var,
+        momentum=_count_batch(bn),
+        eps=bn.eps,
+        conv=conv,
+    )
+    return _BatchNormReluConv.apply(layer, bn.weight, bn.bias, conv.weight, conv.bias, *features)
+
+
+class MaxPool2x2(torch.autograd.Function):
+    """2x2 max pooling that keeps, for backward, only which of its window's 4 pixels each output came from.
+
+    max_pool2d keeps its full-size input and int64 indices; one byte per output is all its backward pass uses.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        pooled, indices = F.max_pool2d(x, 2, return_indices=True)  # (B, C, H/2, W/2); indices into H*W
+        row, column = indices // x.shape[-1] % 2, indices % x.shape[-1] % 2  # within the window
+        ctx.save_for_backward((2 * row + column).to(torch.uint8))
+        del indices, row, column
+        ctx.input = _shape_and_layout(x)
+        return pooled
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (window_position,) = ctx.saved_tensors
+        h, w = grad.shape[-2:]
+        # Each output's gradient goes to the pixel its maximum came from (the windows do not overlap).
+        grad_input = _zeros(ctx.input, grad)
+        for row in (0, 1):
+            for column in (0, 1):
+                taken = window_position == 2 * row + column
+                grad_input[..., row : 2 * h : 2, column : 2 * w : 2] = torch.where(taken, grad, 0)
+        return grad_input
+
+
+class AvgPool2x2(torch.autograd.Function):
+    """2x2 average pooling that keeps nothing for backward (avg_pool2d keeps its input, for its shape)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.input = _shape_and_layout(x)
+        return F.avg_pool2d(x, 2)  # (B, C, H/2, W/2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        h, w = grad.shape[-2:]
+        # A quarter of each output's gradient to each pixel of its window; a last odd row or column gets none.
+        grad_input = _zeros(ctx.input, grad)
+        grad_input[..., : 2 * h, : 2 * w] = F.interpolate(grad / 4, scale_factor=2.0, mode="nearest")
+        return grad_input
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """What the Function needs of the BatchNorm and conv modules, as they were at the forward pass."""
+
+    training: bool  # normalise with batch statistics (and move the running ones)
+    running_mean: torch.Tensor | None
+    running_var: torch.Tensor | None
+    momentum: float
+    eps: float
+    conv: nn.Conv2d  # its stride, padding, dilation and groups; the weights come as Function inputs
+
+    def running(self, channels: slice) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The running statistics of these channels: views, so that BatchNorm's update lands in the buffers."""
+        return tuple(None if s is None else s[channels] for s in (self.running_mean, self.running_var))
+
+    def convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return F.conv2d(x, weight, bias, self.conv.stride, self.conv.padding, self.conv.dilation, self.conv.groups)
+
+
+class _BatchNormReluConv(torch.autograd.Function):
+    """conv(relu(bn(cat(features)))), saving only the features and BN's per-channel statistics."""
+
+    @staticmethod
+    def forward(ctx, layer: _Layer, bn_weight, bn_bias, conv_weight, conv_bias, *features):
+        # BatchNorm map by map: the same per-channel statistics as over the concatenation, and the running ones
+        # move here, once. Each normalised map goes straight into the conv's input, which is not kept.
+        y = None if len(features) == 1 else _empty_concatenation(features)  # (B, C, H, W)
+        means, invstds = [], []
+        for feature, channels in zip(features, _channel_slices(features), strict=True):
+            z, mean, invstd = torch.native_batch_norm(
+                feature,
+                bn_weight[channels],
+                bn_bias[channels],
+                *layer.running(channels),
+                layer.training,
+                layer.momentum,
+                layer.eps,
+            )
+            if y is None:
+                y = z.relu_()
+            else:
+                y[:, channels] = z.relu_()
+            means.append(mean)
+            invstds.append(invstd)
+            del z
+        out = layer.convolve(y, conv_weight, conv_bias)  # (B, C_out, h, w)
+        ctx.layer, ctx.n_features = layer, len(features)
+        ctx.conv_dtype = out.dtype  # bfloat16 under autocast: the backward pass repeats autocast's casts
+        ctx.save_for_backward(bn_weight, bn_bias, conv_weight, conv_bias, *features, *means, *invstds)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        layer, n, dtype = ctx.layer, ctx.n_features, ctx.conv_dtype
+        bn_weight, bn_bias, conv_weight, conv_bias, *saved = ctx.saved_tensors
+        features, means, invstds = saved[:n], saved[n : 2 * n], saved[2 * n :]
+        needs_bn_weight, needs_bn_bias, needs_conv_weight, needs_conv_bias = ctx.needs_input_grad[1:5]
+        grad_out = grad_out.to(dtype)  # (B, C_out, h, w)
+        conv = layer.conv
+        bias_sizes = None if conv_bias is None else list(conv_bias.shape)
+
+        # Map by map: normalise it again, then back through the conv's slice of input channels that reads it,
+        # ReLU and BatchNorm. A conv's gradients split exactly by input channel, so no full-width tensor is made.
+        grads_features, grads_bn_weight, grads_bn_bias, grads_conv_weight = [], [], [], []
+        grad_conv_bias = None
+        for i, (feature, channels) in enumerate(zip(features, _channel_slices(features), strict=True)):
+            running = (None, None) if layer.training else layer.running(channels)
+            z, _, _ = torch.native_batch_norm(
+                feature, bn_weight[channels], bn_bias[channels], *running, layer.training, 0.0, layer.eps
+            )  # (B, C_i, H, W): as the forward pass normalised it (batch statistics again, or the running ones)
+            y = z.relu_()
+            del z
+            grad_y, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad_out,
+                y.to(dtype),
+                conv_weight[:, channels].to(dtype).contiguous(),
+                bias_sizes,
+                conv.stride,
+                conv.padding,
+                conv.dilation,
+                False,
+                [0, 0],
+                conv.groups,
+                [True, needs_conv_weight, needs_conv_bias and i == 0],
+            )
+            grad_z = grad_y.to(feature.dtype).masked_fill_(y <= 0, 0)  # ReLU; grad_y is this function's own tensor
+            del y
+            grad_feature, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
+                grad_z,
+                feature,
+                bn_weight[channels],
+                *layer.running(channels),
+                means[i],
+                invstds[i],
+                layer.training,
+                layer.eps,
+                [ctx.needs_input_grad[5 + i], needs_bn_weight, needs_bn_bias],
+            )
+            grads_features.append(grad_feature)
+            grads_bn_weight.append(grad_bn_weight)
+            grads_bn_bias.append(grad_bn_bias)
+            grads_conv_weight.append(grad_weight)
+            grad_conv_bias = grad_bias if i == 0 else grad_conv_bias
+        return (
+            None,
+            torch.cat(grads_bn_weight) if needs_bn_weight else None,
+            torch.cat(grads_bn_bias) if needs_bn_bias else None,
+            torch.cat(grads_conv_weight, dim=1).to(conv_weight.dtype) if needs_conv_weight else None,
+            grad_conv_bias.to(conv_bias.dtype) if needs_conv_bias else None,
+            *grads_features,
+        )
+
+
+def _empty_concatenation(features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """An uninitialised tensor the size of the maps' concatenation, in the layout and type cat would give."""
+    b, _, h, w = features[0].shape
+    channels = sum(f.shape[1] for f in features)
+    dtype = reduce(torch.promote_types, (f.dtype for f in features))
+    layout = torch.channels_last if features[0].is_contiguous(memory_format=torch.channels_last) else None
+    return torch.empty(
+        (b, channels, h, w), dtype=dtype, device=features[0].device, memory_format=layout or torch.contiguous_format
+    )
+
+
+def _channel_slices(features: Sequence[torch.Tensor]) -> list[slice]:
+    """Each map's channels in the concatenation."""
+    ends = list(accumulate(f.shape[1] for f in features))
+    return [slice(end - f.shape[1], end) for f, end in zip(features, ends, strict=True)]
+
+
+def _zeros(like: tuple[torch.Size, bool], grad: torch.Tensor) -> torch.Tensor:
+    """A pooling's input gradient, zeros: the input's shape and layout, the gradient's dtype and device."""
+    shape, channels_last = like
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=layout).zero_()
+
+
+def _shape_and_layout(x: torch.Tensor) -> tuple[torch.Size, bool]:
+    """All a pooling's backward pass needs of its input: its shape, and whether it is channels_last."""
+    return x.shape, x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _count_batch(bn: nn.BatchNorm2d) -> float:
+    """What _BatchNorm.forward does before normalising: count the batch, and return the running average's factor."""
+    if not (bn.training and bn.track_running_stats):
+        return 0.0 if bn.momentum is None else bn.momentum
+    bn.num_batches_tracked.add_(1)
+    return 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
