@@ -4,22 +4,20 @@ large convolution's, and the compute that shared pre-training saves (from the sc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from elgan_ray.bench.harness import Bench, median_time
 
 
-def step_times(
-    cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1, count_flops: bool = True
-) -> dict[str, float]:
-    """Median seconds of each kind of training step, and (count_flops) the FLOPs of one GAN G step + one D step."""
+def training_steps(cfg, images, labels, device: str = "cpu") -> dict[str, Callable[[], dict[str, float]]]:
+    """One call per kind of training step (pretrain_g, gan_g, d), each one optimiser step of fresh models set up as
+    train() sets them up: channels_last models and frames, its optimisers, the precision of cfg.optim.amp."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from elgan_ray.models import build_discriminator, build_generator
     from elgan_ray.train_loop import d_step, g_step
 
-    # As train() runs them: channels_last models and frames, the precision of cfg.optim.amp (in g_step, d_step).
     g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
     d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
     # The optimisers of train(): their update is part of a step's cost.
@@ -28,11 +26,20 @@ def step_times(
         d.parameters(), lr=cfg.optim.lr_d, momentum=cfg.optim.momentum_d, weight_decay=cfg.optim.weight_decay
     )
     images, labels = images.to(device).contiguous(memory_format=torch.channels_last), labels.to(device)
-    steps = {  # every step ends in .item(), which waits for a GPU
+    return {  # every step ends in .item(), which waits for a GPU
         "pretrain_g": lambda: g_step(g, d, opt_g, images, labels, cfg, False),
         "gan_g": lambda: g_step(g, d, opt_g, images, labels, cfg, True),
         "d": lambda: d_step(g, d, opt_d, images, labels, cfg),
     }
+
+
+def step_times(
+    cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1, count_flops: bool = True
+) -> dict[str, float]:
+    """Median seconds of each kind of training step, and (count_flops) the FLOPs of one GAN G step + one D step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    steps = training_steps(cfg, images, labels, device)
     times = {name: median_time(fn, reps, warmup) for name, fn in steps.items()}
     if not count_flops:
         return times
