@@ -98,8 +98,9 @@ def naive_copy(model: nn.Module) -> nn.Module:
 
 @pytest.fixture
 def lean(monkeypatch):
-    """Every layer takes the memory-efficient path, however small."""
+    """Every layer takes the memory-efficient path, however small, and stems are made again in several pieces."""
     monkeypatch.setattr(memory_efficient, "RECOMPUTE_MIN_BYTES", 0)
+    monkeypatch.setattr(memory_efficient, "PIECE_CHANNELS", 3)
 
 
 def tiny(amp: str = "fp32"):
@@ -122,7 +123,7 @@ def models(cfg, layout=torch.channels_last) -> tuple[nn.Module, nn.Module]:
 
 def sgd(model: nn.Module) -> torch.optim.Optimizer:
     # SGD keeps float differences in the gradients as small in the weights (Adam's first steps would not).
-    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
 
 def bn_key(prefix: str) -> list[str]:
@@ -159,15 +160,15 @@ def test_state_dict_keys_are_the_old_ones():
     [
         ("lean", "fp32", torch.channels_last),
         ("lean", "fp32", torch.contiguous_format),
-        ("lean", "bf16", torch.channels_last),
         ("plain", "fp32", torch.channels_last),
         ("plain", "bf16", torch.channels_last),
     ],
 )
-def test_training_steps_match_the_naive_models(path, amp, layout, monkeypatch):
-    """Pre-training, GAN G and D steps (train_loop's own), twice: same losses, weights and BatchNorm statistics."""
+def test_training_steps_match_the_naive_models(path, amp, layout, request):
+    """Pre-training, GAN G and D steps (train_loop's own), twice: same losses, weights and BatchNorm statistics.
+    (The lean path in bf16 is compared on gradients below: bf16 rounding grows over steps of a model this small.)"""
     if path == "lean":
-        monkeypatch.setattr(memory_efficient, "RECOMPUTE_MIN_BYTES", 0)
+        request.getfixturevalue("lean")
     cfg = tiny(amp)
     g, d = models(cfg, layout)
     g_ref, d_ref = naive_copy(g), naive_copy(d)
@@ -194,6 +195,31 @@ def test_training_steps_match_the_naive_models(path, amp, layout, monkeypatch):
     # G counts its own steps only (d_step keeps its statistics), D its d_steps (g_step keeps them).
     assert int(g.head[0].num_batches_tracked) == 4 and int(d.classifier[0].num_batches_tracked) == 2
     assert not torch.equal(g.first.weight, models(cfg, layout)[0].first.weight)
+
+
+def test_bf16_gradients_match_the_naive_models(lean):
+    """Under bf16 autocast the lean models round differently in a few places (a stem's conv backward per reader,
+    summed in float32), so their gradients match the naive models' to bf16 rounding, far inside bf16's own error."""
+    from elgan_ray.losses import lane_probability, segmentation_loss
+
+    cfg = tiny()
+    g, d = models(cfg)
+    images, labels = frames()
+
+    def gradients(generator, discriminator, amp: bool) -> torch.Tensor:
+        torch.manual_seed(2)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            logits = generator(images).float()
+            score, embedding = discriminator(images, lane_probability(logits), cfg.loss.emb_block)
+            loss = segmentation_loss(logits, labels) + score.float().mean() + embedding.float().square().mean()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in (*generator.parameters(), *discriminator.parameters())])
+
+    lean_bf16 = gradients(g, d, amp=True)
+    naive_bf16, naive_fp32 = (gradients(naive_copy(g), naive_copy(d), amp) for amp in (True, False))
+    error = (lean_bf16 - naive_bf16).norm() / naive_bf16.norm()
+    bf16_error = (naive_bf16 - naive_fp32).norm() / naive_fp32.norm()
+    assert error < 0.01 and error < bf16_error / 10
 
 
 def test_running_statistics_move_once_per_forward_pass(lean):
@@ -309,6 +335,24 @@ def test_pools_match_torch(layout, size):
         out_ref.backward(grad)
         assert torch.equal(a.grad, b.grad)
         assert a.grad.is_contiguous(memory_format=layout)
+
+
+def test_lean_models_keep_a_fraction_of_the_naive_ones(monkeypatch):
+    """What a GAN G step's forward pass keeps for backward (G, then D on label and prediction): the lean path
+    keeps no concatenation, no normalised copy and no stem output."""
+    from elgan_ray.losses import lane_probability
+
+    cfg = tiny()
+    g, d = models(cfg)
+    images, _ = frames()
+
+    def forward():
+        d(images, lane_probability(g(images)), cfg.loss.emb_block)
+
+    monkeypatch.setattr(memory_efficient, "RECOMPUTE_MIN_BYTES", 0)
+    lean_bytes = saved_bytes(forward)
+    monkeypatch.setattr(memory_efficient, "RECOMPUTE_MIN_BYTES", 2**62)
+    assert lean_bytes < saved_bytes(forward) / 3
 
 
 def test_adversarial_gradient_through_lean_models(lean):

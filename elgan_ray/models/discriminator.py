@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from elgan_ray.config import DiscriminatorConfig
-from elgan_ray.models.memory_efficient import AvgPool2x2, bn_relu_conv
+from elgan_ray.models.memory_efficient import AvgPool2x2, Feature, bn_relu_conv, convolved
 from elgan_ray.models.tiramisu import DenseBlock
 
 MIN_POOL_SIDE = 8  # pool only maps whose shorter side is at least this (the pooled side is then >= 4)
@@ -37,7 +37,7 @@ class Transition(nn.Module):
             nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True), nn.Conv2d(in_channels, out_channels, 1, bias=False)
         )
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: list[Feature]) -> torch.Tensor:
         """The maps of a block (or of both heads) -> (B, C_out, h, w), pooled while large enough."""
         bn, _, conv = self.conv
         x = bn_relu_conv(features, bn, conv)  # (B, C_out, h, w)
@@ -62,9 +62,9 @@ class Head(nn.Module):
                 channels = compressed
         self.out_channels = channels
 
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> list[list[Feature]]:
         """Each head block's output, as its list of maps."""
-        features = [self.stem(x * 2 - 1)]  # inputs in [0, 1], centred on 0
+        features = convolved(self.stem, x * 2 - 1)  # inputs in [0, 1], centred on 0; made again if large
         outputs = []
         for i, block in enumerate(self.blocks):
             features, _ = block(features)

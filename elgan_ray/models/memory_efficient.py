@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import reduce
 from itertools import accumulate
 
 import torch
@@ -31,17 +30,56 @@ from torch import nn
 
 # Layers whose concatenated input is smaller than this run as plain modules. TODO: measured threshold.
 RECOMPUTE_MIN_BYTES = 16 * 2**20
+PIECE_CHANNELS = 16  # the paper's growth: the width of the maps that the dense layers make
 
 
-def concatenated(features: Sequence[torch.Tensor]) -> torch.Tensor:
+@dataclass(frozen=True)
+class ConvOutput:
+    """Some output channels of conv(source), left unmade: a cheap conv of a thin input (G's first conv, D's stems,
+    1-3 channels in) whose wide output would be the largest map kept. The lean layers that read it make it again
+    where they need it, one piece at a time."""
+
+    source: torch.Tensor  # (B, C_in, H, W)
+    conv: nn.Conv2d  # stride 1, "same" padding, no bias
+    channels: slice  # of its output channels
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.conv.weight[self.channels]  # (C, C_in, k, k); a view, so the gradient reaches the conv
+
+    @property
+    def nbytes(self) -> int:
+        b, _, h, w = self.source.shape
+        return b * (self.channels.stop - self.channels.start) * h * w * self.source.element_size()
+
+    def make(self) -> torch.Tensor:
+        conv = self.conv
+        return F.conv2d(self.source, self.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+Feature = torch.Tensor | ConvOutput
+
+
+def convolved(conv: nn.Conv2d, source: torch.Tensor) -> list[Feature]:
+    """conv(source) (stride 1, same padding, no bias) as a list of maps: the map itself while small; once large,
+    ConvOutputs of at most PIECE_CHANNELS channels each, so that no map made again is wider than a layer's."""
+    whole = ConvOutput(source, conv, slice(0, conv.out_channels))
+    if whole.nbytes < RECOMPUTE_MIN_BYTES:
+        return [conv(source)]
+    starts = range(0, conv.out_channels, PIECE_CHANNELS)
+    return [ConvOutput(source, conv, slice(a, min(a + PIECE_CHANNELS, conv.out_channels))) for a in starts]
+
+
+def concatenated(features: Sequence[Feature]) -> torch.Tensor:
     """The maps as one tensor along channels (B, sum C_i, H, W); a single map as it is."""
-    return features[0] if len(features) == 1 else torch.cat(list(features), dim=1)
+    maps = [f.make() if isinstance(f, ConvOutput) else f for f in features]
+    return maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
 
 
-def bn_relu_conv(features: Sequence[torch.Tensor], bn: nn.BatchNorm2d, conv: nn.Conv2d) -> torch.Tensor:
+def bn_relu_conv(features: Sequence[Feature], bn: nn.BatchNorm2d, conv: nn.Conv2d) -> torch.Tensor:
     """conv(relu(bn(cat(features)))): (B, C_out, H, W) from maps (B, C_i, H, W) that together match bn and conv
     (an affine BatchNorm2d, a zero-padded Conv2d)."""
-    if sum(f.numel() * f.element_size() for f in features) < RECOMPUTE_MIN_BYTES:
+    if sum(_nbytes(f) for f in features) < RECOMPUTE_MIN_BYTES:
         return conv(F.relu(bn(concatenated(features)), inplace=True))  # as the plain Sequential did
     layer = _Layer(
         training=bn.training or bn.running_mean is None,
@@ -50,8 +88,10 @@ def bn_relu_conv(features: Sequence[torch.Tensor], bn: nn.BatchNorm2d, conv: nn.
         momentum=_count_batch(bn),
         eps=bn.eps,
         conv=conv,
+        made_by=tuple(f.conv if isinstance(f, ConvOutput) else None for f in features),
     )
-    return _BatchNormReluConv.apply(layer, bn.weight, bn.bias, conv.weight, conv.bias, *features)
+    inputs = [t for f in features for t in ((f.source, f.weight) if isinstance(f, ConvOutput) else (f,))]
+    return _BatchNormReluConv.apply(layer, bn.weight, bn.bias, conv.weight, conv.bias, *inputs)
 
 
 class MaxPool2x2(torch.autograd.Function):
@@ -109,6 +149,7 @@ class _Layer:
     momentum: float
     eps: float
     conv: nn.Conv2d  # its stride, padding, dilation and groups; the weights come as Function inputs
+    made_by: tuple[nn.Conv2d | None, ...]  # per feature: None for a map, the conv of a ConvOutput
 
     def running(self, channels: slice) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The running statistics of these channels: views, so that BatchNorm's update lands in the buffers."""
@@ -117,19 +158,45 @@ class _Layer:
     def convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return F.conv2d(x, weight, bias, self.conv.stride, self.conv.padding, self.conv.dilation, self.conv.groups)
 
+    def features(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+        """The Function's inputs per feature: (map,), or (source, weight) of a ConvOutput."""
+        grouped, i = [], 0
+        for conv in self.made_by:
+            n = 1 if conv is None else 2
+            grouped.append(tuple(inputs[i : i + n]))
+            i += n
+        return grouped
+
+    def make(self, k: int, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Feature k's map: the stored one, or its conv applied again."""
+        conv = self.made_by[k]
+        if conv is None:
+            return parts[0]
+        return F.conv2d(parts[0], parts[1], None, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    def channel_slices(self, features: Sequence[tuple[torch.Tensor, ...]]) -> list[slice]:
+        """Each feature's channels in the concatenation."""
+        # A map's width is its channels; a made one's, its weight's output channels.
+        widths = [parts[0].shape[1] if len(parts) == 1 else parts[1].shape[0] for parts in features]
+        ends = list(accumulate(widths))
+        return [slice(end - width, end) for width, end in zip(widths, ends, strict=True)]
+
 
 class _BatchNormReluConv(torch.autograd.Function):
-    """conv(relu(bn(cat(features)))), saving only the features and BN's per-channel statistics."""
+    """conv(relu(bn(cat(features)))), saving only the features (or what makes them) and BN's statistics."""
 
     @staticmethod
-    def forward(ctx, layer: _Layer, bn_weight, bn_bias, conv_weight, conv_bias, *features):
+    def forward(ctx, layer: _Layer, bn_weight, bn_bias, conv_weight, conv_bias, *inputs):
+        features = layer.features(inputs)
+        slices = layer.channel_slices(features)
         # BatchNorm map by map: the same per-channel statistics as over the concatenation, and the running ones
         # move here, once. Each normalised map goes straight into the conv's input, which is not kept.
-        y = None if len(features) == 1 else _empty_concatenation(features)  # (B, C, H, W)
+        y = None  # (B, C, H, W)
         means, invstds = [], []
-        for feature, channels in zip(features, _channel_slices(features), strict=True):
+        for k, (parts, channels) in enumerate(zip(features, slices, strict=True)):
+            x = layer.make(k, parts)  # (B, C_k, H, W)
             z, mean, invstd = torch.native_batch_norm(
-                feature,
+                x,
                 bn_weight[channels],
                 bn_bias[channels],
                 *layer.running(channels),
@@ -137,96 +204,132 @@ class _BatchNormReluConv(torch.autograd.Function):
                 layer.momentum,
                 layer.eps,
             )
-            if y is None:
+            del x
+            if len(features) == 1:
                 y = z.relu_()
             else:
+                y = _empty_concatenation(z, slices[-1].stop) if y is None else y
                 y[:, channels] = z.relu_()
             means.append(mean)
             invstds.append(invstd)
             del z
         out = layer.convolve(y, conv_weight, conv_bias)  # (B, C_out, h, w)
-        ctx.layer, ctx.n_features = layer, len(features)
+        ctx.layer, ctx.slices = layer, slices
         ctx.conv_dtype = out.dtype  # bfloat16 under autocast: the backward pass repeats autocast's casts
-        ctx.save_for_backward(bn_weight, bn_bias, conv_weight, conv_bias, *features, *means, *invstds)
+        device = inputs[0].device.type
+        ctx.autocast = device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+        ctx.save_for_backward(bn_weight, bn_bias, conv_weight, conv_bias, *inputs, *means, *invstds)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        layer, n, dtype = ctx.layer, ctx.n_features, ctx.conv_dtype
+        layer, slices, dtype = ctx.layer, ctx.slices, ctx.conv_dtype
         bn_weight, bn_bias, conv_weight, conv_bias, *saved = ctx.saved_tensors
-        features, means, invstds = saved[:n], saved[n : 2 * n], saved[2 * n :]
+        n = len(saved) - 2 * len(slices)
+        features = layer.features(saved[:n])
+        means, invstds = saved[n : n + len(slices)], saved[n + len(slices) :]
         needs_bn_weight, needs_bn_bias, needs_conv_weight, needs_conv_bias = ctx.needs_input_grad[1:5]
+        needs_inputs = layer.features(ctx.needs_input_grad[5:])
         grad_out = grad_out.to(dtype)  # (B, C_out, h, w)
         conv = layer.conv
         bias_sizes = None if conv_bias is None else list(conv_bias.shape)
+        device, autocast, autocast_dtype = ctx.autocast
 
-        # Map by map: normalise it again, then back through the conv's slice of input channels that reads it,
-        # ReLU and BatchNorm. A conv's gradients split exactly by input channel, so no full-width tensor is made.
-        grads_features, grads_bn_weight, grads_bn_bias, grads_conv_weight = [], [], [], []
+        # Map by map: make it and normalise it again, then back through the conv's slice of input channels that
+        # reads it (a conv's gradients split exactly by input channel), ReLU, BatchNorm and the map's own conv.
+        grads_inputs, grads_bn_weight, grads_bn_bias, grads_conv_weight = [], [], [], []
         grad_conv_bias = None
-        for i, (feature, channels) in enumerate(zip(features, _channel_slices(features), strict=True)):
+        for k, (parts, channels) in enumerate(zip(features, slices, strict=True)):
+            with torch.autocast(device, dtype=autocast_dtype, enabled=autocast):  # as the forward pass made it
+                x = layer.make(k, parts)  # (B, C_k, H, W)
             running = (None, None) if layer.training else layer.running(channels)
             z, _, _ = torch.native_batch_norm(
-                feature, bn_weight[channels], bn_bias[channels], *running, layer.training, 0.0, layer.eps
-            )  # (B, C_i, H, W): as the forward pass normalised it (batch statistics again, or the running ones)
+                x, bn_weight[channels], bn_bias[channels], *running, layer.training, 0.0, layer.eps
+            )  # as the forward pass normalised it (batch statistics again, or the running ones)
             y = z.relu_()
             del z
-            grad_y, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad_y, grad_weight, grad_bias = _conv_backward(
+                conv,
                 grad_out,
                 y.to(dtype),
                 conv_weight[:, channels].to(dtype).contiguous(),
                 bias_sizes,
-                conv.stride,
-                conv.padding,
-                conv.dilation,
-                False,
-                [0, 0],
-                conv.groups,
-                [True, needs_conv_weight, needs_conv_bias and i == 0],
+                [True, needs_conv_weight, needs_conv_bias and k == 0],
             )
-            grad_z = grad_y.to(feature.dtype).masked_fill_(y <= 0, 0)  # ReLU; grad_y is this function's own tensor
-            del y
-            grad_feature, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
+            grad_z = grad_y.to(x.dtype).masked_fill_(y <= 0, 0)  # ReLU; grad_y is this function's own tensor
+            del y, grad_y
+            grad_x, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
                 grad_z,
-                feature,
+                x,
                 bn_weight[channels],
                 *layer.running(channels),
-                means[i],
-                invstds[i],
+                means[k],
+                invstds[k],
                 layer.training,
                 layer.eps,
-                [ctx.needs_input_grad[5 + i], needs_bn_weight, needs_bn_bias],
+                [any(needs_inputs[k]), needs_bn_weight, needs_bn_bias],
             )
-            grads_features.append(grad_feature)
+            del grad_z
+            grads_inputs.extend(_through_maker(layer.made_by[k], parts, x, grad_x, needs_inputs[k]))
             grads_bn_weight.append(grad_bn_weight)
             grads_bn_bias.append(grad_bn_bias)
             grads_conv_weight.append(grad_weight)
-            grad_conv_bias = grad_bias if i == 0 else grad_conv_bias
+            grad_conv_bias = grad_bias if k == 0 else grad_conv_bias
         return (
             None,
             torch.cat(grads_bn_weight) if needs_bn_weight else None,
             torch.cat(grads_bn_bias) if needs_bn_bias else None,
             torch.cat(grads_conv_weight, dim=1).to(conv_weight.dtype) if needs_conv_weight else None,
             grad_conv_bias.to(conv_bias.dtype) if needs_conv_bias else None,
-            *grads_features,
+            *grads_inputs,
         )
 
 
-def _empty_concatenation(features: Sequence[torch.Tensor]) -> torch.Tensor:
-    """An uninitialised tensor the size of the maps' concatenation, in the layout and type cat would give."""
-    b, _, h, w = features[0].shape
-    channels = sum(f.shape[1] for f in features)
-    dtype = reduce(torch.promote_types, (f.dtype for f in features))
-    layout = torch.channels_last if features[0].is_contiguous(memory_format=torch.channels_last) else None
-    return torch.empty(
-        (b, channels, h, w), dtype=dtype, device=features[0].device, memory_format=layout or torch.contiguous_format
+def _through_maker(
+    conv: nn.Conv2d | None,
+    parts: tuple[torch.Tensor, ...],
+    x: torch.Tensor,
+    grad_x: torch.Tensor | None,
+    needs: tuple[bool, ...],
+) -> tuple[torch.Tensor | None, ...]:
+    """A feature's gradient as the Function's inputs take it: the map's own, or its source's and conv weight's."""
+    if conv is None:
+        return (grad_x,)
+    if grad_x is None:
+        return None, None
+    source, weight = parts
+    grad_source, grad_weight, _ = _conv_backward(
+        conv, grad_x, source.to(x.dtype), weight.to(x.dtype), None, [needs[0], needs[1], False]
+    )
+    return (
+        None if grad_source is None else grad_source.to(source.dtype),
+        None if grad_weight is None else grad_weight.to(weight.dtype),
     )
 
 
-def _channel_slices(features: Sequence[torch.Tensor]) -> list[slice]:
-    """Each map's channels in the concatenation."""
-    ends = list(accumulate(f.shape[1] for f in features))
-    return [slice(end - f.shape[1], end) for f, end in zip(features, ends, strict=True)]
+def _conv_backward(
+    conv: nn.Conv2d,
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias_sizes: list[int] | None,
+    wanted: list[bool],
+) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of conv (its stride, padding...) at input x and `weight`: (input, weight, bias) as wanted."""
+    return torch.ops.aten.convolution_backward(
+        grad_out, x, weight, bias_sizes, conv.stride, conv.padding, conv.dilation, False, [0, 0], conv.groups, wanted
+    )
+
+
+def _empty_concatenation(first: torch.Tensor, channels: int) -> torch.Tensor:
+    """An uninitialised (B, channels, H, W) tensor like the concatenation's first map: its type and layout."""
+    b, _, h, w = first.shape
+    layout = torch.channels_last if first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return torch.empty((b, channels, h, w), dtype=first.dtype, device=first.device, memory_format=layout)
+
+
+def _nbytes(feature: Feature) -> int:
+    return feature.nbytes if isinstance(feature, ConvOutput) else feature.numel() * feature.element_size()
 
 
 def _zeros(like: tuple[torch.Size, bool], grad: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from elgan_ray.config import GeneratorConfig
-from elgan_ray.models.memory_efficient import MaxPool2x2, bn_relu_conv, concatenated
+from elgan_ray.models.memory_efficient import Feature, MaxPool2x2, bn_relu_conv, concatenated, convolved
 
 
 class DenseLayer(nn.Sequential):
@@ -32,7 +32,7 @@ class DenseLayer(nn.Sequential):
             nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
         )
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: list[Feature]) -> torch.Tensor:
         """The maps the layer reads, in channel order -> its `growth` new maps (B, growth, H, W)."""
         bn, _, conv, dropout = self
         return dropout(bn_relu_conv(features, bn, conv))
@@ -51,7 +51,7 @@ class DenseBlock(nn.Module):
         self.out_channels = in_channels + n_layers * growth
         self.new_channels = n_layers * growth
 
-    def forward(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(self, features: list[Feature]) -> tuple[list[Feature], list[Feature]]:
         features = list(features)
         n_in = len(features)
         for layer in self.layers:
@@ -71,7 +71,7 @@ class TransitionDown(nn.Sequential):
             nn.MaxPool2d(2),
         )
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: list[Feature]) -> torch.Tensor:
         """The maps of one level -> (B, C, H/2, W/2)."""
         bn, _, conv, dropout, _ = self
         # The same max pooling, keeping only its indices for backward rather than its full-size input.
@@ -113,7 +113,7 @@ class Tiramisu(nn.Module):
         m = 2**self.levels
         # Zero padding on the right and bottom to a multiple of 2**levels; cropped off the logits below.
         x = F.pad(image * 2 - 1, (0, -w % m, 0, -h % m))  # (B, 3, H', W'), centred on 0
-        features = [self.first(x)]  # (B, first_conv, H', W')
+        features = convolved(self.first, x)  # (B, first_conv, H', W'), or made again where read if large
         skips = []
         for block, down in zip(self.down_blocks, self.trans_down, strict=True):
             features, _ = block(features)
