@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from elgan_ray.config import DiscriminatorConfig
-from elgan_ray.models.memory_efficient import AvgPool2x2, Feature, bn_relu_conv, convolved
+from elgan_ray.models.memory_efficient import Feature, avg_pool_2x2, bn_relu_conv, convolved
 from elgan_ray.models.tiramisu import DenseBlock
 
 MIN_POOL_SIDE = 8  # pool only maps whose shorter side is at least this (the pooled side is then >= 4)
@@ -41,7 +41,7 @@ class Transition(nn.Module):
         """The maps of a block (or of both heads) -> (B, C_out, h, w), pooled while large enough."""
         bn, _, conv = self.conv
         x = bn_relu_conv(features, bn, conv)  # (B, C_out, h, w)
-        return AvgPool2x2.apply(x) if min(x.shape[-2:]) >= MIN_POOL_SIDE else x
+        return avg_pool_2x2(x) if min(x.shape[-2:]) >= MIN_POOL_SIDE else x
 
 
 class Head(nn.Module):

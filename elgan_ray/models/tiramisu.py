@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from elgan_ray.config import GeneratorConfig
-from elgan_ray.models.memory_efficient import Feature, MaxPool2x2, bn_relu_conv, concatenated, convolved
+from elgan_ray.models.memory_efficient import Feature, bn_relu_conv, concatenated, convolved, max_pool_2x2
 
 
 class DenseLayer(nn.Sequential):
@@ -74,8 +74,7 @@ class TransitionDown(nn.Sequential):
     def forward(self, features: list[Feature]) -> torch.Tensor:
         """The maps of one level -> (B, C, H/2, W/2)."""
         bn, _, conv, dropout, _ = self
-        # The same max pooling, keeping only its indices for backward rather than its full-size input.
-        return MaxPool2x2.apply(dropout(bn_relu_conv(features, bn, conv)))
+        return max_pool_2x2(dropout(bn_relu_conv(features, bn, conv)))
 
 
 class Tiramisu(nn.Module):
