@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from elgan_ray.config import DiscriminatorConfig
-from elgan_ray.models.memory_efficient import Feature, avg_pool_2x2, bn_relu_conv, convolved
+from elgan_ray.models.memory_efficient import Feature, bn_relu_conv, convolved
 from elgan_ray.models.tiramisu import DenseBlock
 
 MIN_POOL_SIDE = 8  # pool only maps whose shorter side is at least this (the pooled side is then >= 4)
@@ -40,8 +40,7 @@ class Transition(nn.Module):
     def forward(self, features: list[Feature]) -> torch.Tensor:
         """The maps of a block (or of both heads) -> (B, C_out, h, w), pooled while large enough."""
         bn, _, conv = self.conv
-        x = bn_relu_conv(features, bn, conv)  # (B, C_out, h, w)
-        return avg_pool_2x2(x) if min(x.shape[-2:]) >= MIN_POOL_SIDE else x
+        return bn_relu_conv(features, bn, conv, pool=min(features[0].shape[-2:]) >= MIN_POOL_SIDE)
 
 
 class Head(nn.Module):

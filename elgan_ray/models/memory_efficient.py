@@ -8,7 +8,8 @@ per-channel statistics. Its backward pass goes map by map: normalise the map aga
 conv's input channels that read it (a conv's gradients split exactly by input channel), ReLU and BatchNorm. So
 beside the stored maps a layer holds a few tensors the size of one map, never one the width of the layer.
 The widest maps, G's first conv and D's stems (cheap convs of 1-3 channels), are not stored at all but made
-again where read (ConvOutput), and the poolings keep a byte per output (max) or nothing (average).
+again where read (ConvOutput); max pooling keeps a byte per output, and average pooling runs inside the layer
+whose 1x1 conv it follows.
 
 BatchNorm's running statistics move once per forward pass, in the forward pass: the backward pass normalises with
 fresh batch statistics of the same maps (the same numbers) and never touches the running ones. Nothing random runs
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Layers (and pooled maps, and stems' outputs) smaller than this run as the plain modules did. Measured on
+# Layers (and max-pooled maps, and stems' outputs) smaller than this run as the plain modules did. Measured on
 # CPU, one thread, CPU time per step: at the cpu preset, whose largest layer input is 8.4 MB (G's head, batch
 # 8 at 64x128), the lean path everywhere took 1.9x as long (G pre-training step 123 -> 232 ms, D step 116 ->
 # 202 ms), its many small maps each paying for their own BatchNorm and conv calls, to save 55 of 166 MiB of
@@ -55,9 +56,14 @@ class ConvOutput:
         return self.conv.weight[self.channels]  # (C, C_in, k, k); a view, so the gradient reaches the conv
 
     @property
-    def nbytes(self) -> int:
+    def shape(self) -> tuple[int, int, int, int]:
         b, _, h, w = self.source.shape
-        return b * (self.channels.stop - self.channels.start) * h * w * self.source.element_size()
+        return b, self.channels.stop - self.channels.start, h, w
+
+    @property
+    def nbytes(self) -> int:
+        b, c, h, w = self.shape
+        return b * c * h * w * self.source.element_size()
 
     def make(self) -> torch.Tensor:
         conv = self.conv
@@ -83,11 +89,14 @@ def concatenated(features: Sequence[Feature]) -> torch.Tensor:
     return maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
 
 
-def bn_relu_conv(features: Sequence[Feature], bn: nn.BatchNorm2d, conv: nn.Conv2d) -> torch.Tensor:
-    """conv(relu(bn(cat(features)))): (B, C_out, H, W) from maps (B, C_i, H, W) that together match bn and conv
-    (an affine BatchNorm2d, a zero-padded Conv2d)."""
+def bn_relu_conv(features: Sequence[Feature], bn: nn.BatchNorm2d, conv: nn.Conv2d, pool: bool = False) -> torch.Tensor:
+    """conv(relu(bn(cat(features)))), average-pooled 2x2 if `pool` (then the conv must be 1x1): (B, C_out, H, W)
+    or (B, C_out, H/2, W/2), from maps (B, C_i, H, W) that together match bn and conv (an affine BatchNorm2d, a
+    zero-padded Conv2d). On large maps the pooling is part of the lean layer, whose backward pass then never
+    makes the conv's full-size gradient."""
     if sum(_nbytes(f) for f in features) < RECOMPUTE_MIN_BYTES:
-        return conv(F.relu(bn(concatenated(features)), inplace=True))  # as the plain Sequential did
+        y = conv(F.relu(bn(concatenated(features)), inplace=True))  # as the plain modules did
+        return F.avg_pool2d(y, 2) if pool else y
     layer = _Layer(
         training=bn.training or bn.running_mean is None,
         running_mean=bn.running_mean,
@@ -96,7 +105,10 @@ def bn_relu_conv(features: Sequence[Feature], bn: nn.BatchNorm2d, conv: nn.Conv2
         eps=bn.eps,
         conv=conv,
         made_by=tuple(f.conv if isinstance(f, ConvOutput) else None for f in features),
+        pool=pool,
     )
+    if pool and not layer.pointwise:
+        raise ValueError("the lean layer pools only after a 1x1 conv (whose gradient then splits by window)")
     inputs = [t for f in features for t in ((f.source, f.weight) if isinstance(f, ConvOutput) else (f,))]
     return _BatchNormReluConv.apply(layer, bn.weight, bn.bias, conv.weight, conv.bias, *inputs)
 
@@ -104,11 +116,6 @@ def bn_relu_conv(features: Sequence[Feature], bn: nn.BatchNorm2d, conv: nn.Conv2
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """F.max_pool2d(x, 2); on large maps through MaxPool2x2, which keeps one byte per output for backward."""
     return MaxPool2x2.apply(x) if _nbytes(x) >= RECOMPUTE_MIN_BYTES else F.max_pool2d(x, 2)
-
-
-def avg_pool_2x2(x: torch.Tensor) -> torch.Tensor:
-    """F.avg_pool2d(x, 2); on large maps through AvgPool2x2, which keeps nothing for backward."""
-    return AvgPool2x2.apply(x) if _nbytes(x) >= RECOMPUTE_MIN_BYTES else F.avg_pool2d(x, 2)
 
 
 class MaxPool2x2(torch.autograd.Function):
@@ -139,23 +146,6 @@ class MaxPool2x2(torch.autograd.Function):
         return grad_input
 
 
-class AvgPool2x2(torch.autograd.Function):
-    """2x2 average pooling that keeps nothing for backward (avg_pool2d keeps its input, for its shape)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.input = _shape_and_layout(x)
-        return F.avg_pool2d(x, 2)  # (B, C, H/2, W/2)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        h, w = grad.shape[-2:]
-        # A quarter of each output's gradient to each pixel of its window; a last odd row or column gets none.
-        grad_input = _zeros(ctx.input, grad)
-        grad_input[..., : 2 * h, : 2 * w] = F.interpolate(grad / 4, scale_factor=2.0, mode="nearest")
-        return grad_input
-
-
 @dataclass(frozen=True)
 class _Layer:
     """What the Function needs of the BatchNorm and conv modules, as they were at the forward pass."""
@@ -167,10 +157,17 @@ class _Layer:
     eps: float
     conv: nn.Conv2d  # its stride, padding, dilation and groups; the weights come as Function inputs
     made_by: tuple[nn.Conv2d | None, ...]  # per feature: None for a map, the conv of a ConvOutput
+    pool: bool  # average-pool the (1x1) conv's output 2x2
 
     def running(self, channels: slice) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The running statistics of these channels: views, so that BatchNorm's update lands in the buffers."""
         return tuple(None if s is None else s[channels] for s in (self.running_mean, self.running_var))
+
+    @property
+    def pointwise(self) -> bool:
+        """Whether the conv is 1x1 (stride 1, no padding, no groups): each output pixel reads its own pixel."""
+        conv = self.conv
+        return (conv.kernel_size, conv.stride, conv.padding, conv.groups) == ((1, 1), (1, 1), (0, 0), 1)
 
     def convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return F.conv2d(x, weight, bias, self.conv.stride, self.conv.padding, self.conv.dilation, self.conv.groups)
@@ -207,8 +204,13 @@ class _BatchNormReluConv(torch.autograd.Function):
         features = layer.features(inputs)
         slices = layer.channel_slices(features)
         # BatchNorm map by map: the same per-channel statistics as over the concatenation, and the running ones
-        # move here, once. Each normalised map goes straight into the conv's input, which is not kept.
-        y = None  # (B, C, H, W)
+        # move here, once. Each normalised map goes straight into the conv's input, which is not kept; a narrowing
+        # 1x1 conv (G's head, D's classifier), which splits exactly by input channel, takes them one by one.
+        device = inputs[0].device.type
+        conv_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else conv_weight.dtype
+        # By map pays where the conv narrows: its float32 sum and one map's share (2 C_out) against the input (C).
+        by_map = layer.pointwise and len(features) > 1 and 2 * conv_weight.shape[0] < slices[-1].stop
+        y = None  # (B, C, H, W), or the 1x1 conv's float32 sum (B, C_out, H, W)
         means, invstds = [], []
         for k, (parts, channels) in enumerate(zip(features, slices, strict=True)):
             x = layer.make(k, parts)  # (B, C_k, H, W)
@@ -222,18 +224,27 @@ class _BatchNormReluConv(torch.autograd.Function):
                 layer.eps,
             )
             del x
-            if len(features) == 1:
-                y = z.relu_()
+            z = z.relu_()
+            if by_map:
+                partial = _float_conv(z, conv_weight[:, channels].to(conv_dtype))
+                y = partial if y is None else y.add_(partial)
+            elif len(features) == 1:
+                y = z
             else:
                 y = _empty_concatenation(z, slices[-1].stop) if y is None else y
-                y[:, channels] = z.relu_()
+                y[:, channels] = z
             means.append(mean)
             invstds.append(invstd)
             del z
-        out = layer.convolve(y, conv_weight, conv_bias)  # (B, C_out, h, w)
+        if by_map:  # rounded once, as the one conv rounds its float32 sums (to bf16 under autocast)
+            out = y if conv_bias is None else y.add_(conv_bias.to(conv_dtype).float().view(1, -1, 1, 1))
+            out = out.to(conv_dtype)
+        else:
+            out = layer.convolve(y, conv_weight, conv_bias)  # (B, C_out, H, W)
+        del y
+        out = F.avg_pool2d(out, 2) if layer.pool else out  # (B, C_out, h, w)
         ctx.layer, ctx.slices = layer, slices
         ctx.conv_dtype = out.dtype  # bfloat16 under autocast: the backward pass repeats autocast's casts
-        device = inputs[0].device.type
         ctx.autocast = device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
         ctx.save_for_backward(bn_weight, bn_bias, conv_weight, conv_bias, *inputs, *means, *invstds)
         return out
@@ -263,17 +274,24 @@ class _BatchNormReluConv(torch.autograd.Function):
             z, _, _ = torch.native_batch_norm(
                 x, bn_weight[channels], bn_bias[channels], *running, layer.training, 0.0, layer.eps
             )  # as the forward pass normalised it (batch statistics again, or the running ones)
-            y = z.relu_()
+            y = z.relu_()  # (B, C_k, H, W)
             del z
+            # Under pooling, the 1x1 conv's gradients come from the pooled gradient directly: the weight's from the
+            # windows' means, the input's as a quarter of each window's, spread over its pixels (the same numbers
+            # as through a full-size gradient, which is never made).
             grad_y, grad_weight, grad_bias = _conv_backward(
                 conv,
                 grad_out,
-                y.to(dtype),
+                (F.avg_pool2d(y, 2) if layer.pool else y).to(dtype),
                 conv_weight[:, channels].to(dtype).contiguous(),
                 bias_sizes,
                 [True, needs_conv_weight, needs_conv_bias and k == 0],
             )
-            grad_z = grad_y.to(x.dtype).masked_fill_(y <= 0, 0)  # ReLU; grad_y is this function's own tensor
+            grad_y = grad_y.to(x.dtype)  # (B, C_k, h, w)
+            if layer.pool:
+                grad_y = _spread(grad_y / 4, y)  # (B, C_k, H, W)
+            # ReLU's backward in place: grad_y is this function's own tensor, and a mask would be one more.
+            grad_z = torch.ops.aten.threshold_backward.grad_input(grad_y, y, 0, grad_input=grad_y)
             del y, grad_y
             grad_x, grad_bn_weight, grad_bn_bias = torch.ops.aten.native_batch_norm_backward(
                 grad_z,
@@ -324,6 +342,12 @@ def _through_maker(
     )
 
 
+def _float_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv in float32 without autocast: exact products of bf16 values, summed in float32."""
+    with torch.autocast(x.device.type, enabled=False):
+        return F.conv2d(x.float(), weight.float())
+
+
 def _conv_backward(
     conv: nn.Conv2d,
     grad_out: torch.Tensor,
@@ -359,6 +383,15 @@ def _zeros(like: tuple[torch.Size, bool], grad: torch.Tensor) -> torch.Tensor:
 def _shape_and_layout(x: torch.Tensor) -> tuple[torch.Size, bool]:
     """All a pooling's backward pass needs of its input: its shape, and whether it is channels_last."""
     return x.shape, x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _spread(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Each pooled gradient copied to the 4 pixels of its window, in a tensor like `like` (a last odd row or
+    column, which 2x2 pooling drops, gets zeros)."""
+    h, w = grad.shape[-2:]
+    spread = _zeros(_shape_and_layout(like), grad)
+    spread[..., : 2 * h, : 2 * w] = F.interpolate(grad, scale_factor=2.0, mode="nearest")
+    return spread
 
 
 def _count_batch(bn: nn.BatchNorm2d) -> float:
