@@ -17,20 +17,44 @@ from typing import Any
 
 import yaml
 
-from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.plain_yaml import load_plain
 
-LOSS_CHOICES = ("ce", "emb")
+LOSS_CHOICES = ("ce", "emb")  # the generator's adversarial term
+# The discriminator's loss: eq. 2 (ce), eq. 5 as written (emb, unbounded), and a bounded form of eq. 5 that the
+# paper does not describe (ours): the distance of unit-length embeddings (emb_unit; train/losses.py).
+DISC_CHOICES = ("ce", "emb", "emb_unit")
 EMB_NORMS = ("rms", "plain")
 AMP_CHOICES = ("fp32", "bf16")
+TRAIN_SPLITS = ("train", "trainval")
 # Bounds of sizes and counts: generous for any real run, far from sizes that exhaust memory. Training size: at
 # most a TuSimple frame; sigma in training pixels; channels: first_conv and growth; levels: of G, each halves the
 # map; blocks: of D; layers: per level or block; widest: first_conv + growth x layers (the paper's G: 608).
-MAX_HEIGHT, MAX_WIDTH = IMAGE_HEIGHT, IMAGE_WIDTH  # a TuSimple frame
+IMAGE_HEIGHT, IMAGE_WIDTH = 720, 1280  # a TuSimple frame; labels are in its pixel coordinates
+MAX_HEIGHT, MAX_WIDTH = IMAGE_HEIGHT, IMAGE_WIDTH
+MAX_SEED = 2**32  # seeds are in [0, MAX_SEED): numpy takes no more
 MAX_SIGMA, MAX_BATCH = 64.0, 1024
 MAX_CHANNELS, MAX_LEVELS, MAX_BLOCKS, MAX_LAYERS, MAX_WIDEST = 1024, 10, 16, 64, 4096
+MAX_LANES = 64  # eval.max_lanes: a TuSimple frame has at most 5
 MAX_OVERRIDE_CHARS = 1000  # one key=value on the command line
+
+
+# Keys that fix what a pre-trained generator is: a GAN trial may start from a pre-training only if these match.
+PRETRAIN_KEYS_PREFIXES = (
+    "seed",
+    "data.",
+    "generator.",
+    "eval.",
+    "optim.batch_size",
+    "optim.lr_g",
+    "optim.weight_decay",
+)
+PRETRAIN_KEYS_EXACT = ("schedule.pretrain_g_steps", "schedule.pretrain_g_patience", "schedule.eval_every", "optim.amp")
+
+
+def pretrain_keys(flat: dict[str, Any]) -> list[str]:
+    """The flat config keys that determine a generator pre-training."""
+    return sorted(k for k in flat if k.startswith(PRETRAIN_KEYS_PREFIXES) or k in PRETRAIN_KEYS_EXACT)
 
 
 @dataclass(frozen=True)
@@ -40,8 +64,13 @@ class DataConfig:
     sigma: float = 1.0  # Gaussian width of the rendered label lines, in training pixels (paper: 1)
     train_limit: int = 0  # use only the first N training frames (0 = all): for smoke runs
     val_limit: int = 0  # evaluate on the first N validation frames (0 = all)
+    # The frames G and D train on: "train" (every labelled sequence but the validation one: Tables 1, 3, 4) or
+    # "trainval" (all of them, as the paper's test-set models: Table 2; the validation figures are then of frames
+    # seen in training, and the report says so).
+    train_split: str = "train"
 
     def __post_init__(self) -> None:
+        _require(self.train_split in TRAIN_SPLITS, f"must be one of {', '.join(TRAIN_SPLITS)}", "data.train_split")
         _in_range(self.height, 1, MAX_HEIGHT, "data.height")
         _in_range(self.width, 1, MAX_WIDTH, "data.width")
         _in_range(self.sigma, 0, MAX_SIGMA, "data.sigma", low_open=True)
@@ -100,7 +129,7 @@ class DiscriminatorConfig:
 @dataclass(frozen=True)
 class LossConfig:
     gen: str = "emb"  # generator adversarial term: "ce" (eq. 1 with BCE) or "emb" (eq. 3, 4)
-    disc: str = "ce"  # discriminator loss: "ce" (eq. 2) or "emb" (eq. 5)
+    disc: str = "ce"  # discriminator loss: one of DISC_CHOICES; "ce" (eq. 2) or "emb" (eq. 5) are the paper's
     lambda_: float = 1.0  # weight of the adversarial term (flat key "loss.lambda"); paper: 1
     emb_block: int = 7  # dense block of D whose output is the embedding (paper: 3, 5, 7)
     # How the embedding distance of eq. (3, 4) is scaled: "plain" is the paper's L2 norm; "rms" divides it by
@@ -110,7 +139,7 @@ class LossConfig:
     def __post_init__(self) -> None:
         _require(self.gen in LOSS_CHOICES, f"must be one of {', '.join(LOSS_CHOICES)}", "loss.gen")
         _require(self.emb_norm in EMB_NORMS, f"must be one of {', '.join(EMB_NORMS)}", "loss.emb_norm")
-        _require(self.disc in LOSS_CHOICES, f"must be one of {', '.join(LOSS_CHOICES)}", "loss.disc")
+        _require(self.disc in DISC_CHOICES, f"must be one of {', '.join(DISC_CHOICES)}", "loss.disc")
         _require(self.lambda_ >= 0 and math.isfinite(self.lambda_), "must be finite and >= 0", "loss.lambda")
         _require(self.emb_block >= 1, "must be >= 1", "loss.emb_block")
 
@@ -164,11 +193,15 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     threshold: float = 0.5  # probability above which a pixel is lane marking
-    min_area: int = 0  # smallest connected component kept, in training pixels (0 = post-processing default)
+    # Our post-processing filters, off (0) by default as the paper describes none (postprocess.py): the smallest
+    # connected component kept, in training pixels, and the most lanes kept per frame, the biggest first.
+    min_area: int = 0
+    max_lanes: int = 0
 
     def __post_init__(self) -> None:
         _require(0 < self.threshold < 1, "must be in (0, 1)", "eval.threshold")
-        _require(self.min_area >= 0, "must be >= 0", "eval.min_area")
+        _in_range(self.min_area, 0, MAX_HEIGHT * MAX_WIDTH, "eval.min_area")
+        _in_range(self.max_lanes, 0, MAX_LANES, "eval.max_lanes")
 
 
 @dataclass(frozen=True)
@@ -184,7 +217,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # One seed seeds Python, numpy and torch; numpy takes seeds in [0, 2**32).
-        _require(0 <= self.seed < 2**32, "must be in [0, 2**32)", "seed")
+        _require(0 <= self.seed < MAX_SEED, "must be in [0, 2**32)", "seed")
         n_blocks = len(self.discriminator.block_layers)
         _require(
             self.loss.emb_block <= n_blocks,

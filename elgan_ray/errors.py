@@ -38,6 +38,11 @@ class UserError(Exception):
         self.key = key
         super().__init__(str(self))
 
+    def __reduce__(self):
+        # Pickled whole: Ray sends an error raised in a Train worker back to the trial that launched it, and a
+        # UserError that could not be rebuilt there would look like a lost worker (and be retried).
+        return (UserError, (self.source, self.rule, self.line, self.key))
+
     def __str__(self) -> str:
         where = self.source
         if self.line is not None:

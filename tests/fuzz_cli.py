@@ -95,7 +95,10 @@ def run_main(module: str, argv: list[str]) -> tuple[object, str, str]:
     """(exit status or the exception that escaped, stdout, stderr) of run_cli(module.main, argv)."""
     from elgan_ray.errors import run_cli
 
-    main = importlib.import_module(module).main
+    imported = importlib.import_module(module)
+    if hasattr(imported, "__path__"):  # a command package: its main is in __main__.py
+        imported = importlib.import_module(f"{module}.__main__")
+    main = imported.main
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

@@ -100,3 +100,18 @@ def test_error_messages_quote_values_briefly():
 def test_unknown_preset_is_refused():
     with pytest.raises(UserError, match="unknown preset"):
         preset("huge")
+
+
+def test_the_paper_preset_is_the_paper_as_written():
+    """docs/fidelity.md: eq. 4's plain L2 distance at lambda 1, the paper's models, schedule and batch."""
+    from elgan_ray.presets import preset
+
+    cfg = preset("paper")
+    assert (cfg.loss.emb_norm, cfg.loss.lambda_, cfg.loss.gen, cfg.loss.disc) == ("plain", 1.0, "emb", "ce")
+    assert (cfg.data.height, cfg.data.width, cfg.data.sigma, cfg.optim.batch_size) == (720, 1280, 1.0, 8)
+    assert (cfg.schedule.pretrain_d_steps, cfg.schedule.g_steps_per_round, cfg.schedule.d_steps_per_round) == (
+        10_000,
+        300,
+        200,
+    )
+    assert (cfg.eval.min_area, cfg.eval.max_lanes, cfg.data.train_split) == (0, 0, "train")

@@ -99,9 +99,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_cycle_in_the_package():
     graph = import_graph(PACKAGE)
     # The walk sees top-level, lazy and package imports (else an empty graph would pass).
-    assert "elgan_ray.study_frame" in graph["elgan_ray.plots"]  # top level
-    assert "elgan_ray.plots" in graph["elgan_ray.report"]  # inside write_report
-    assert "elgan_ray.data.synthetic" in graph["elgan_ray.sweep"]  # inside main
+    assert "elgan_ray.report.frame" in graph["elgan_ray.report.plots"]  # top level
+    assert "elgan_ray.report.plots" in graph["elgan_ray.report"]  # inside write_report
+    assert "elgan_ray.sweep.tune" in graph["elgan_ray.sweep.__main__"]  # inside run_study
     assert "elgan_ray.models.tiramisu" in graph["elgan_ray.models"]  # a package's __init__
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -134,3 +134,127 @@ def test_no_module_is_over_max_lines():
     }
     assert len(lengths) > 30
     assert {str(path): n for path, n in lengths.items() if n > MAX_LINES} == {}
+
+
+# -- the layers: each stage imports only the stages below it ------------------------------------------------------
+
+# From the bottom up; a module may import its own layer's modules and those of the layers below. `report` sits
+# beside `sweep` (the sweep writes the report) but reads only what LAYER_LIMITS allows; `bench` measures everything
+# and nothing imports it.
+LAYERS = (
+    ("elgan_ray.errors", "elgan_ray.files", "elgan_ray.plain_yaml"),
+    ("elgan_ray.config", "elgan_ray.presets"),
+    ("elgan_ray.record",),
+    ("elgan_ray.data", "elgan_ray.models"),
+    ("elgan_ray.evaluate",),
+    ("elgan_ray.study",),
+    ("elgan_ray.train",),
+    ("elgan_ray.predict",),
+    ("elgan_ray.report",),
+    ("elgan_ray.sweep",),
+    ("elgan_ray.bench",),
+)
+# Stages that may import less than the layers below them allow.
+LAYER_LIMITS = {
+    "elgan_ray.report": (
+        "elgan_ray.errors",
+        "elgan_ray.files",
+        "elgan_ray.config",
+        "elgan_ray.record",
+        "elgan_ray.data.labels",
+        "elgan_ray.evaluate",
+        "elgan_ray.report",
+    ),
+}
+# Third-party packages a stage must not import, anywhere in its modules (lazily included).
+FORBIDDEN = {
+    "ray": lambda module: not module.startswith(("elgan_ray.sweep", "elgan_ray.bench")),
+    "torch": lambda module: module.startswith(
+        ("elgan_ray.record", "elgan_ray.evaluate", "elgan_ray.study", "elgan_ray.report")
+    ),
+}
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the stage a module belongs to (the package itself: below everything)."""
+    for index, stages in enumerate(LAYERS):
+        if any(module == stage or module.startswith(stage + ".") for stage in stages):
+            return index
+    raise AssertionError(f"{module} is in no layer of LAYERS: add it")
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """'a -> b' for every import of a module from a higher layer, or outside its stage's LAYER_LIMITS."""
+    bad = []
+    for module, targets in graph.items():
+        if module == "elgan_ray":
+            continue
+        stage = next((s for s in LAYER_LIMITS if module == s or module.startswith(s + ".")), None)
+        for target in sorted(targets - {"elgan_ray"}):
+            if layer_of(target) > layer_of(module):
+                bad.append(f"{module} -> {target} (a higher layer)")
+            elif stage and not any(target == a or target.startswith(a + ".") for a in LAYER_LIMITS[stage]):
+                bad.append(f"{module} -> {target} (not in {stage}'s limits)")
+    return bad
+
+
+def third_party_imports(package: Path) -> dict[str, set[str]]:
+    """Module -> the top-level third-party names it imports anywhere in its file."""
+    found = {}
+    for name, (path, _) in modules(package).items():
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names.add(node.module.split(".")[0])
+        found[name] = names
+    return found
+
+
+def test_every_import_goes_down_the_layers():
+    graph = import_graph(PACKAGE)
+    assert not layer_violations(graph), "\n".join(layer_violations(graph))
+
+
+def test_the_layer_check_sees_an_import_against_the_layers():
+    graph = {"elgan_ray.record.names": {"elgan_ray.train.loop"}, "elgan_ray.report.tables": {"elgan_ray.study.plan"}}
+    assert layer_violations(graph) == [
+        "elgan_ray.record.names -> elgan_ray.train.loop (a higher layer)",
+        "elgan_ray.report.tables -> elgan_ray.study.plan (not in elgan_ray.report's limits)",
+    ]
+
+
+def test_ray_only_in_the_sweep_and_no_torch_in_the_evaluator_study_record_or_report():
+    imports = third_party_imports(PACKAGE)
+    bad = [
+        f"{m} imports {name}"
+        for m, names in imports.items()
+        for name, banned in FORBIDDEN.items()
+        if name in names and banned(m)
+    ]
+    assert not bad, bad
+    assert "ray" in imports["elgan_ray.sweep.tune"] and "torch" in imports["elgan_ray.train.loop"]  # the walk sees them
+
+
+def test_every_package_says_what_its_modules_hold():
+    """Each sub-package's __init__.py names every module of the package (one line each)."""
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        missing = [p.name for p in sorted(init.parent.glob("*.py")) if p.name != "__init__.py" and p.name not in doc]
+        assert not missing, f"{init.relative_to(PACKAGE.parent)} does not name {missing}"
+
+
+def test_the_package_top_holds_at_most_ten_modules():
+    assert len([p for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]) <= 10
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :].split("```")[1]
+    missing = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name not in ("__init__.py", "__main__.py") and path.name not in layout
+    ]
+    assert not missing, missing

@@ -1,5 +1,5 @@
 """The evaluator stage: the `evaluate` command against a plain per-lane port of the official loop
-(reference_eval.py), as whole processes and in process, on a file the size of the TuSimple test set; and the
+(reference.py), as whole processes and in process, on a file the size of the TuSimple test set; and the
 peak memory of each.
 """
 
@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from elgan_ray.bench.harness import H_SAMPLES, Bench, frame_lanes, median_time
+from elgan_ray.bench.harness import Bench
+from elgan_ray.data.labels import H_SAMPLES
+from elgan_ray.train.timing import frame_lanes, median_time
 
 N_EVAL_FRAMES = 2782  # the TuSimple test set
 
@@ -57,12 +59,12 @@ def peak_rss_mib(argv: list[str]) -> float:
 
 
 def stage_evaluator(b: Bench) -> dict[str, Any]:
-    from elgan_ray import evaluate, reference_eval
+    from elgan_ray.evaluate import reference, score
 
     pred, gt = b.work / "eval_pred.json", b.work / "eval_gt.json"
     write_eval_pair(pred, gt)
     ours = [sys.executable, "-m", "elgan_ray.evaluate", "-q", str(pred), str(gt)]
-    port = [sys.executable, "-m", "elgan_ray.reference_eval", str(pred), str(gt)]
+    port = [sys.executable, "-m", "elgan_ray.evaluate.reference", str(pred), str(gt)]
     a = json.loads(subprocess.run(ours, capture_output=True, text=True, check=True).stdout)
     r = json.loads(subprocess.run(port, capture_output=True, text=True, check=True).stdout)
     agree = all(abs(x["value"] - y["value"]) < 1e-9 for x, y in zip(a, r, strict=True))
@@ -73,14 +75,14 @@ def stage_evaluator(b: Bench) -> dict[str, Any]:
         whole["port"].append(_run_child(port))
     inproc: dict[str, list[float]] = {"ours": [], "port": []}
     for _ in range(reps):
-        inproc["ours"].append(median_time(lambda: evaluate.score_files(pred, gt), 1, warmup=0))
-        inproc["port"].append(median_time(lambda: reference_eval.bench_one_submit(str(pred), str(gt)), 1, warmup=0))
+        inproc["ours"].append(median_time(lambda: score.score_files(pred, gt), 1, warmup=0))
+        inproc["port"].append(median_time(lambda: reference.bench_one_submit(str(pred), str(gt)), 1, warmup=0))
     med = {k: statistics.median(v) for k, v in whole.items()}
     med_in = {k: statistics.median(v) for k, v in inproc.items()}
     b.notes["evaluator"] = (
         f"{N_EVAL_FRAMES} frames x 4 lanes x 56 rows; whole process = wall time of `python -m` (median of {reps} "
         f"interleaved runs): ours {med['ours']:.3f} s, port {med['port']:.3f} s; in process score_files "
-        f"{med_in['ours'] * 1e3:.1f} ms vs reference_eval.bench_one_submit {med_in['port'] * 1e3:.1f} ms; "
+        f"{med_in['ours'] * 1e3:.1f} ms vs reference.bench_one_submit {med_in['port'] * 1e3:.1f} ms; "
         f"results identical: {agree}"
     )
     return {

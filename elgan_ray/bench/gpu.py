@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from elgan_ray.bench.harness import Bench
-from elgan_ray.bench.step import step_times, training_steps
 from elgan_ray.bench.work_kinds import profile_kinds
 from elgan_ray.config import AMP_CHOICES
+from elgan_ray.train.timing import step_times, training_steps
 
 PRECISIONS = AMP_CHOICES
 FIGURES = ("step_ms", "images_per_s", "tflops", "peak_fraction")  # each measured in both precisions

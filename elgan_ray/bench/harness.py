@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-H_SAMPLES = list(range(160, 720, 10))  # 56 rows, as the test set
 SMOKE_TRAIN, SMOKE_VAL = 32, 8  # frames of the bench's own dataset: the smoke preset's train/val limits
 
 
@@ -50,18 +45,6 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def median_time(fn: Callable[[], Any], reps: int, warmup: int = 1) -> float:
-    """Median wall seconds of `fn()` over `reps` calls, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def machine(threads: int) -> dict[str, Any]:
     """What the numbers were measured on."""
     import torch
@@ -85,18 +68,3 @@ def machine(threads: int) -> dict[str, Any]:
         except ImportError:
             info[name] = None
     return info
-
-
-def frame_lanes(rng: np.random.Generator) -> list[np.ndarray]:
-    """4 gently curved lanes of one frame, x per h_sample in 1280x720 pixels, -2 where absent."""
-    y = np.asarray(H_SAMPLES, np.float64)
-    t = (y - y[0]) / (y[-1] - y[0])  # 0 at the top row, 1 at the bottom
-    bend = rng.normal(0, 60)
-    lanes = []
-    for j in range(4):
-        base = 640 + (j - 1.5) * rng.uniform(120, 160)  # x at the top of the lane
-        xs = base + (j - 1.5) * 420 * t + bend * t**2
-        xs = np.where((xs < 0) | (xs >= 1280), -2, np.rint(xs)).astype(int)
-        xs[: rng.integers(0, 12)] = -2  # lanes start below the horizon
-        lanes.append(xs)
-    return lanes

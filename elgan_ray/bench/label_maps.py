@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from elgan_ray.bench.harness import H_SAMPLES, Bench, frame_lanes, median_time
+from elgan_ray.bench.harness import Bench
+from elgan_ray.data.labels import H_SAMPLES
+from elgan_ray.train.timing import frame_lanes, median_time
 
 
 def _label_frames(n: int) -> list[list[list[int]]]:
@@ -20,7 +22,7 @@ def _label_frames(n: int) -> list[list[list[int]]]:
 
 def stage_postprocess(b: Bench) -> dict[str, Any]:
     from elgan_ray.data.labels import render_lane_map
-    from elgan_ray.postprocess import lanes_from_map
+    from elgan_ray.evaluate.postprocess import lanes_from_map
 
     rng = np.random.default_rng(3)
     out: dict[str, Any] = {}

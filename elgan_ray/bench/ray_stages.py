@@ -17,8 +17,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from elgan_ray import study_layout
 from elgan_ray.bench.harness import SMOKE_TRAIN, Bench, log
+from elgan_ray.record import layout
 
 # A short run of the cpu-preset loop through all three phases: what tune_over_bare and the trial RSS time.
 SHORT_RUN = {"schedule.pretrain_d_steps": 4, "schedule.g_steps_per_round": 3, "schedule.d_steps_per_round": 2}
@@ -45,7 +45,7 @@ def _tune_trial(config: dict[str, Any]) -> None:
     from ray import tune
 
     from elgan_ray.config import RunSettings, TrainConfig
-    from elgan_ray.train_loop import train
+    from elgan_ray.train.loop import train
 
     torch.set_num_threads(config["threads"])
     result = train(TrainConfig.from_flat(config["flat"]), RunSettings(out_dir=config["out"], data_dir=config["data"]))
@@ -57,7 +57,7 @@ def stage_tune(b: Bench) -> dict[str, Any]:
     from ray import tune
 
     from elgan_ray.config import RunSettings, TrainConfig
-    from elgan_ray.train_loop import train
+    from elgan_ray.train.loop import train
 
     ensure_ray(b)
     flat = short_run(4 if b.quick else 20)
@@ -108,8 +108,8 @@ def stage_ddp(b: Bench) -> dict[str, Any]:
 def ddp_rates(b: Bench, cfg: Any, gpus_per_worker: float) -> dict[int, float]:
     """Samples/s of cfg's G pre-training on 1 and on 2 Ray Train workers (DDP), from rank 0's train_seconds."""
     from elgan_ray.config import RunSettings
-    from elgan_ray.distributed import fit_on_workers
-    from elgan_ray.run_status import read_status
+    from elgan_ray.record.runs import read_status
+    from elgan_ray.sweep.ddp import fit_on_workers
 
     ensure_ray(b)
     rate = {}
@@ -145,12 +145,13 @@ def stage_sweep(b: Bench) -> dict[str, Any]:
 def sweep_numbers(results: Path, concurrency: int) -> dict[str, Any]:
     """Efficiency of a finished stability sweep from its runs' status.json and study.json, and the measured
     compute of its shared pre-trainings against one pre-training per trial."""
-    from elgan_ray.run_status import STATUS_NAME, read_status
+    from elgan_ray.record.layout import STATUS_FILE
+    from elgan_ray.record.runs import read_status
 
-    study_dir = study_layout.study_dir(results, "stability")
-    study = json.loads(study_layout.study_file(study_dir).read_text())
-    runs = [read_status(p.parent)["train_seconds"] for p in study_layout.run_files(study_dir, STATUS_NAME)]
-    pre = [read_status(p.parent)["train_seconds"] for p in study_layout.pretrain_root(results).glob(f"*/{STATUS_NAME}")]
+    study_dir = layout.study_dir(results, "stability")
+    study = json.loads(layout.study_file(study_dir).read_text())
+    runs = [read_status(p.parent)["train_seconds"] for p in layout.run_files(study_dir, STATUS_FILE)]
+    pre = [read_status(p.parent)["train_seconds"] for p in layout.pretrain_root(results).glob(f"*/{STATUS_FILE}")]
     busy = sum(runs) + sum(pre)
     note = (
         f"smoke stability sweep, concurrency {concurrency}: {len(pre)} pre-trainings + {len(runs)} trials, "

@@ -4,49 +4,10 @@ large convolution's, and the compute that shared pre-training saves (from the sc
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from elgan_ray.bench.harness import Bench, median_time
-
-
-def training_steps(cfg, images, labels, device: str = "cpu") -> dict[str, Callable[[], dict[str, float]]]:
-    """One call per kind of training step (pretrain_g, gan_g, d), each one optimiser step of fresh models set up as
-    train() sets them up: channels_last models and frames, its optimisers, the precision of cfg.optim.amp."""
-    import torch
-
-    from elgan_ray.models import build_discriminator, build_generator
-    from elgan_ray.train_loop import d_step, g_step
-
-    g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
-    d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
-    # The optimisers of train(): their update is part of a step's cost.
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr_g, weight_decay=cfg.optim.weight_decay)
-    opt_d = torch.optim.SGD(
-        d.parameters(), lr=cfg.optim.lr_d, momentum=cfg.optim.momentum_d, weight_decay=cfg.optim.weight_decay
-    )
-    images, labels = images.to(device).contiguous(memory_format=torch.channels_last), labels.to(device)
-    return {  # every step ends in .item(), which waits for a GPU
-        "pretrain_g": lambda: g_step(g, d, opt_g, images, labels, cfg, False),
-        "gan_g": lambda: g_step(g, d, opt_g, images, labels, cfg, True),
-        "d": lambda: d_step(g, d, opt_d, images, labels, cfg),
-    }
-
-
-def step_times(
-    cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1, count_flops: bool = True
-) -> dict[str, float]:
-    """Median seconds of each kind of training step, and (count_flops) the FLOPs of one GAN G step + one D step."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    steps = training_steps(cfg, images, labels, device)
-    times = {name: median_time(fn, reps, warmup) for name, fn in steps.items()}
-    if not count_flops:
-        return times
-    with FlopCounterMode(display=False) as counter:
-        steps["gan_g"]()
-        steps["d"]()
-    return times | {"gan_pair_flops": float(counter.get_total_flops())}
+from elgan_ray.bench.harness import Bench
+from elgan_ray.train.timing import median_time, step_times
 
 
 def conv_flops_per_s(reps: int, device: str = "cpu") -> float:
@@ -121,7 +82,7 @@ def sharing_ratio(flat: dict[str, Any], seeds: int, trials: int, t: dict[str, fl
 
 def stage_pretrain_sharing(b: Bench) -> dict[str, Any]:
     from elgan_ray.presets import PRESETS
-    from elgan_ray.study_spec import grid_points, load_spec
+    from elgan_ray.study.spec import grid_points, load_spec
 
     if not b.steps:
         stage_step(b)
@@ -142,7 +103,7 @@ def stage_loader(b: Bench) -> dict[str, Any]:
     from elgan_ray.config import RunSettings
     from elgan_ray.data.synthetic import EMBEDDED_SIZES, embedded_dataset
     from elgan_ray.presets import preset
-    from elgan_ray.train_loop import train
+    from elgan_ray.train.loop import train
 
     root = embedded_dataset()  # the default data: a first epoch of EMBEDDED_SIZES[0] / 8 steps
     steps = 24 if b.quick else 48  # within the first epoch: every batch is decoded from its JPEGs

@@ -26,8 +26,8 @@ def peak_growth(preset_name: str, threads: int, batch: int = BATCH, size: tuple[
     preset (at `size`, default the preset's), and the two steps' seconds."""
     import torch
 
-    from elgan_ray.bench.step import training_steps
     from elgan_ray.presets import preset
+    from elgan_ray.train.timing import training_steps
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -20,13 +20,13 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from elgan_ray.config import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError
 
-IMAGE_HEIGHT = 720
-IMAGE_WIDTH = 1280
 H_SAMPLES = tuple(range(160, 711, 10))  # the test set's 56 rows; the synthetic set uses them everywhere
 VALIDATION_SEQUENCE = "0601"  # TuSimple's held-out training sequence, the paper's validation set
-SPLITS = ("train", "val", "test")
+# trainval: every labelled sequence, the validation one included, as the paper trains its test-set models (Table 2).
+SPLITS = ("train", "val", "test", "trainval")
 GAUSSIAN_REACH = 4.0  # sigmas: the rendered Gaussian is cut to 0 beyond this (exp(-8) ~ 3e-4)
 COORDINATE_LIMIT = 100_000  # pixels: |x| and h_samples beyond this are no frame's coordinates (frames are 1280x720)
 
@@ -107,15 +107,16 @@ def _int_list(value: object) -> bool:
 
 
 def split_label_files(root: str | Path, split: str) -> list[Path]:
-    """The label files of a split: train = label_data_*.json but the validation sequence; val; test."""
+    """The label files of a split: train = label_data_*.json but the validation sequence; val; test; trainval =
+    every label_data_*.json."""
     root = Path(root)
     if split not in SPLITS:
         raise UserError(root, f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
     if not root.is_dir():
         raise UserError(root, "data folder not found")
     val_name = f"label_data_{VALIDATION_SEQUENCE}.json"
-    if split == "train":
-        files = sorted(p for p in root.glob("label_data_*.json") if p.name != val_name)
+    if split in ("train", "trainval"):
+        files = sorted(p for p in root.glob("label_data_*.json") if split == "trainval" or p.name != val_name)
         if not files:
             raise UserError(root, f"no training label files (label_data_*.json other than {val_name})")
         return files

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from elgan_ray.data.labels import H_SAMPLES, IMAGE_HEIGHT, IMAGE_WIDTH
+from elgan_ray.config import IMAGE_HEIGHT, IMAGE_WIDTH
+from elgan_ray.data.labels import H_SAMPLES
 
 F_PX = 1000.0  # focal length in pixels (about 65 degrees across 1280 px)
 H, W = IMAGE_HEIGHT, IMAGE_WIDTH

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from elgan_ray.data.labels import IMAGE_HEIGHT, IMAGE_WIDTH, LaneLabel, load_split, render_lane_map
+from elgan_ray.config import IMAGE_HEIGHT, IMAGE_WIDTH
+from elgan_ray.data.labels import LaneLabel, load_split, render_lane_map
 from elgan_ray.errors import UserError
 
 # cv2 can decode a JPEG at 1/2, 1/4 or 1/8 of its size by scaling in the DCT domain: at 1/8 a frame decodes

@@ -1,4 +1,9 @@
-"""The EL-GAN models: the Tiramisu generator and the two-headed DenseNet discriminator, plus their counts."""
+"""The EL-GAN models, built from their configs, with their counts (`train --describe`).
+
+tiramisu.py       the Tiramisu FC-DenseNet generator
+discriminator.py  the two-headed DenseNet discriminator: patch scores and the embedding of a chosen block
+memory_efficient.py  large BN-ReLU-conv layers that keep only their input maps; pool2x2.py  lean 2x2 poolings
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ __all__ = [
     "build_generator",
     "count_conv3x3",
     "describe",
+    "parameters_frozen",
 ]
 
 
@@ -74,3 +80,16 @@ def batch_norm_statistics_kept(model: nn.Module) -> Iterator[None]:
     finally:
         for module, name, buffer in originals:
             setattr(module, name, buffer)
+
+
+@contextmanager
+def parameters_frozen(model: nn.Module) -> Iterator[None]:
+    """No parameter of `model` takes a gradient inside; each gets its own requires_grad back on exit (parameters
+    frozen for the whole run, such as D's beyond its embedding under eq. 5, stay frozen)."""
+    flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(model.parameters(), flags, strict=True):
+            parameter.requires_grad_(flag)

@@ -97,6 +97,13 @@ class Discriminator(nn.Module):
         """Blocks whose output can serve as the embedding: the shared ones (both inputs conditioned on)."""
         return list(range(self.head_blocks + 1, self.n_blocks + 1))
 
+    def beyond_embedding(self, emb_block: int) -> list[nn.Parameter]:
+        """The parameters that block emb_block's embedding does not depend on: the later shared blocks (with their
+        transitions) and the patch classifier. A loss of the embedding alone (eq. 5) gives them no gradient."""
+        shared = enumerate(zip(self.transitions, self.blocks, strict=True), start=self.head_blocks + 1)
+        later = [module for number, pair in shared if number > emb_block for module in pair]
+        return [p for module in [*later, self.classifier] for p in module.parameters()]
+
     def forward(self, image: torch.Tensor, lane_map: torch.Tensor, emb_block: int) -> tuple[torch.Tensor, torch.Tensor]:
         if emb_block not in self.embedding_blocks:
             raise ValueError(f"emb_block must be one of {self.embedding_blocks}, got {emb_block}")

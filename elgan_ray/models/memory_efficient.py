@@ -8,8 +8,8 @@ per-channel statistics. Its backward pass goes map by map: normalise the map aga
 conv's input channels that read it (a conv's gradients split exactly by input channel), ReLU and BatchNorm. So
 beside the stored maps a layer holds a few tensors the size of one map, never one the width of the layer.
 The widest maps, G's first conv and D's stems (cheap convs of 1-3 channels), are not stored at all but made
-again where read (ConvOutput); max pooling keeps a byte per output, and average pooling runs inside the layer
-whose 1x1 conv it follows.
+again where read (ConvOutput); max pooling keeps a byte per output (pool2x2.py), and average pooling runs
+inside the layer whose 1x1 conv it follows.
 
 BatchNorm's running statistics move once per forward pass, in the forward pass: the backward pass normalises with
 fresh batch statistics of the same maps (the same numbers) and never touches the running ones. Nothing random runs
@@ -30,6 +30,8 @@ from itertools import accumulate
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from elgan_ray.models.pool2x2 import MaxPool2x2, spread
 
 # Layers (and max-pooled maps, and stems' outputs) smaller than this run as the plain modules did. Measured on
 # CPU, one thread, CPU time per step: at the cpu preset, whose largest layer input is 8.4 MB (G's head, batch
@@ -116,34 +118,6 @@ def bn_relu_conv(features: Sequence[Feature], bn: nn.BatchNorm2d, conv: nn.Conv2
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """F.max_pool2d(x, 2); on large maps through MaxPool2x2, which keeps one byte per output for backward."""
     return MaxPool2x2.apply(x) if _nbytes(x) >= RECOMPUTE_MIN_BYTES else F.max_pool2d(x, 2)
-
-
-class MaxPool2x2(torch.autograd.Function):
-    """2x2 max pooling that keeps, for backward, only which of its window's 4 pixels each output came from.
-
-    max_pool2d keeps its full-size input and int64 indices; one byte per output is all its backward pass uses.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        pooled, indices = F.max_pool2d(x, 2, return_indices=True)  # (B, C, H/2, W/2); indices into H*W
-        row, column = indices // x.shape[-1] % 2, indices % x.shape[-1] % 2  # within the window
-        ctx.save_for_backward((2 * row + column).to(torch.uint8))
-        del indices, row, column
-        ctx.input = _shape_and_layout(x)
-        return pooled
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (window_position,) = ctx.saved_tensors
-        h, w = grad.shape[-2:]
-        # Each output's gradient goes to the pixel its maximum came from (the windows do not overlap).
-        grad_input = _zeros(ctx.input, grad)
-        for row in (0, 1):
-            for column in (0, 1):
-                taken = window_position == 2 * row + column
-                grad_input[..., row : 2 * h : 2, column : 2 * w : 2] = torch.where(taken, grad, 0)
-        return grad_input
 
 
 @dataclass(frozen=True)
@@ -289,7 +263,7 @@ class _BatchNormReluConv(torch.autograd.Function):
             )
             grad_y = grad_y.to(x.dtype)  # (B, C_k, h, w)
             if layer.pool:
-                grad_y = _spread(grad_y / 4, y)  # (B, C_k, H, W)
+                grad_y = spread(grad_y / 4, y)  # (B, C_k, H, W)
             # ReLU's backward in place: grad_y is this function's own tensor, and a mask would be one more.
             grad_z = torch.ops.aten.threshold_backward.grad_input(grad_y, y, 0, grad_input=grad_y)
             del y, grad_y
@@ -371,27 +345,6 @@ def _empty_concatenation(first: torch.Tensor, channels: int) -> torch.Tensor:
 
 def _nbytes(feature: Feature) -> int:
     return feature.nbytes if isinstance(feature, ConvOutput) else feature.numel() * feature.element_size()
-
-
-def _zeros(like: tuple[torch.Size, bool], grad: torch.Tensor) -> torch.Tensor:
-    """A pooling's input gradient, zeros: the input's shape and layout, the gradient's dtype and device."""
-    shape, channels_last = like
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=layout).zero_()
-
-
-def _shape_and_layout(x: torch.Tensor) -> tuple[torch.Size, bool]:
-    """All a pooling's backward pass needs of its input: its shape, and whether it is channels_last."""
-    return x.shape, x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-
-
-def _spread(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Each pooled gradient copied to the 4 pixels of its window, in a tensor like `like` (a last odd row or
-    column, which 2x2 pooling drops, gets zeros)."""
-    h, w = grad.shape[-2:]
-    spread = _zeros(_shape_and_layout(like), grad)
-    spread[..., : 2 * h, : 2 * w] = F.interpolate(grad, scale_factor=2.0, mode="nearest")
-    return spread
 
 
 def _count_batch(bn: nn.BatchNorm2d) -> float:
