@@ -67,6 +67,12 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def handle_sigterm() -> None:
+    """Make SIGTERM raise Terminated in the main thread (run_cli's handler), again after a library replaced it:
+    ray.init installs a handler of its own, which ends the process from inside whatever it interrupts."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
     """Run a command's main; a UserError becomes one line on stderr and exit status 2.
 
@@ -74,7 +80,9 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     staging folders and temporary files are removed instead of left behind.
     """
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    if main_thread:
+        handle_sigterm()
     try:
         return main(argv) or 0
     except UserError as error:

@@ -24,6 +24,11 @@ def write_study(folder, name: str, scientific: dict, seeds: int, **fields):
     return path
 
 
+def tiny_study_file(folder, **fields):
+    """The tiny study of issue 25's reproducers: one loss, one seed (one GAN trial and its control), a few steps."""
+    return write_study(folder, "tiny", {"loss.gen": ["emb"]}, seeds=1, tables=["stability"], **fields)
+
+
 def sweep_command(study, results, data, *extra) -> list[str]:
     """`python -m elgan_ray.sweep STUDY --preset smoke --results RESULTS --data DATA [extra...]`."""
     command = [sys.executable, "-m", "elgan_ray.sweep", str(study), "--preset", "smoke"]
@@ -33,3 +38,23 @@ def sweep_command(study, results, data, *extra) -> list[str]:
 def sweep_env() -> dict[str, str]:
     # Each trial gets one CPU; one torch thread per trial keeps two trials from fighting over two cores.
     return os.environ | {"OMP_NUM_THREADS": "1"}
+
+
+def ray_processes(ancestor: int, *titles: bytes) -> list[int]:
+    """Pids of the processes below `ancestor` whose title (Ray renames its processes, e.g. ray::ImplicitFunc.train
+    for a Tune trial, ray::DashboardAgent) starts with one of `titles`."""
+    from elgan_ray.sweep.reaper import descendants
+
+    found = []
+    for pid in descendants(ancestor):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(titles):
+                found.append(pid)
+        except OSError:
+            continue  # it ended while we looked
+    return found
+
+
+def trial_processes(ancestor: int) -> list[int]:
+    """Pids of the Tune trial processes under one process tree."""
+    return ray_processes(ancestor, b"ray::ImplicitFunc.train")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -77,11 +78,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="results/bench.json", help="JSON output (default: results/bench.json)")
     parser.add_argument("--only", help=f"comma-separated stages to run (of: {', '.join(STAGES)})")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
-    parser.add_argument("--work", help="scratch folder (default: a new temporary folder)")
+    parser.add_argument("--work", help="scratch folder, kept (default: a new temporary folder, removed at the end)")
     args = parser.parse_args(argv)
-    unknown = set((args.only or "").split(",")) - set(STAGES) - {""}
-    if unknown:
-        raise UserError("--only", f"unknown stage(s) {', '.join(sorted(unknown))} (choose from {', '.join(STAGES)})")
+    if args.only is not None:
+        chosen = {name.strip() for name in args.only.split(",")} - {""}
+        unknown = chosen - set(STAGES)
+        if unknown or not chosen:  # "" or ",,," selects nothing: refused like a stage that does not exist
+            wrong = f"unknown stage(s) {', '.join(sorted(unknown))}" if unknown else "no stage named"
+            raise UserError("--only", f"{wrong} (choose from {', '.join(STAGES)})")
+        args.only = [stage for stage in STAGES if stage in chosen]
     if not 1 <= args.threads <= MAX_THREADS:
         raise UserError("--threads", f"must be from 1 to {MAX_THREADS}, got {args.threads}")
     check_writable(args.out, "file")  # now, not after the whole benchmark
@@ -92,9 +97,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stages = [s for s in STAGES if not args.only or s in args.only.split(",")]
+    stages = list(STAGES) if args.only is None else args.only
     work = Path(args.work or tempfile.mkdtemp(prefix="elgan_bench_"))
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return run_bench(args, stages, work)
+    finally:
+        if not args.work:  # the scratch folder it made, however the bench ends
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_bench(args: argparse.Namespace, stages: list[str], work: Path) -> int:
+    """Every stage of `stages` with scratch files in `work`: the table on stdout, the JSON at --out."""
     started = time.perf_counter()
     import torch
 
@@ -117,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     result["met"] = {k: met(result[k], *TARGETS[k]) for k in TARGETS if k in result}
     result |= {"targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()}, "notes": b.notes}
-    result |= {"stage_seconds": seconds, "wall_s": round(time.perf_counter() - started, 1), "work": str(work)}
+    result |= {"stage_seconds": seconds, "wall_s": round(time.perf_counter() - started, 1)}
+    result["work"] = str(work) if args.work else None  # a temporary scratch folder is removed at the end
     out = Path(args.out)
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(table(result))

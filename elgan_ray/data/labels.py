@@ -7,14 +7,18 @@ The on-disk layout (the real benchmark's, which the synthetic generator copies):
 Each label file holds one JSON object per line: {"raw_file", "lanes", "h_samples"}, raw_file relative to
 ROOT, one x per h_sample for every lane, and a negative x (the data uses -2) where the lane is absent.
 A dataset never reads outside its folder: raw_file must be a relative path without '..'. Coordinates are
-bounded (|x| and h_samples up to COORDINATE_LIMIT pixels), so no later arithmetic overflows.
+bounded (|x| and h_samples up to COORDINATE_LIMIT pixels), so no later arithmetic overflows. A label file is a
+regular file of at most MAX_FILE_BYTES, read one line (of at most MAX_LINE_BYTES) at a time: a file's lines are
+never all held at once, and a bad line (a frame that is missing included) is refused as soon as it is read.
 
 No torch here: the evaluator imports this module and must start fast.
 """
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -22,6 +26,7 @@ import numpy as np
 
 from elgan_ray.config import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.errors import UserError
+from elgan_ray.files import open_regular, regular_file_rule
 
 H_SAMPLES = tuple(range(160, 711, 10))  # the test set's 56 rows; the synthetic set uses them everywhere
 VALIDATION_SEQUENCE = "0601"  # TuSimple's held-out training sequence, the paper's validation set
@@ -29,6 +34,10 @@ VALIDATION_SEQUENCE = "0601"  # TuSimple's held-out training sequence, the paper
 SPLITS = ("train", "val", "test", "trainval")
 GAUSSIAN_REACH = 4.0  # sigmas: the rendered Gaussian is cut to 0 beyond this (exp(-8) ~ 3e-4)
 COORDINATE_LIMIT = 100_000  # pixels: |x| and h_samples beyond this are no frame's coordinates (frames are 1280x720)
+# A TuSimple line is 2-5 KB (56 rows x 4-6 lanes); the test set's label file is ~8 MB. The bounds (the evaluator's
+# too: evaluate/jsonl.py) leave room for 200x longer lines and files 8x the largest real one.
+MAX_LINE_BYTES = 1 << 20
+MAX_FILE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -45,17 +54,35 @@ class LaneLabel:
 
 def read_label_file(path: str | Path) -> list[LaneLabel]:
     """Every line of a label file, in order; the first violation raises UserError(path, rule, line)."""
+    return [label for _, label in iter_label_file(path)]
+
+
+def iter_label_file(path: str | Path) -> Iterator[tuple[int, LaneLabel]]:
+    """(line number, label) for each line of a label file, read and checked one line at a time.
+
+    Lines end as the official evaluator's readlines ends them (\n, \r\n or \r); the file is a regular file of
+    at most MAX_FILE_BYTES (files.open_regular: a FIFO or a device is refused, never waited on or read without end)
+    and each line at most MAX_LINE_BYTES long (counted in characters)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise UserError(path, "label file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(path, f"cannot read label file ({error.__class__.__name__})") from None
-    lines = text.splitlines()
-    if not lines:
+    with open_regular(path, MAX_FILE_BYTES, "label file") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline=None)
+        n = 0
+        while True:
+            try:
+                line = text.readline(MAX_LINE_BYTES + 1)
+            except UnicodeDecodeError:
+                raise UserError(path, "not UTF-8 text", line=n + 1) from None
+            except OSError as error:
+                raise UserError(path, f"cannot read label file ({error.__class__.__name__})") from None
+            if not line:
+                break
+            n += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith("\n"):
+                rule = f"a line longer than {MAX_LINE_BYTES:,} characters (a TuSimple line is a few KB)"
+                raise UserError(path, rule, line=n)
+            yield n, _parse_line(path, n, line.rstrip("\n"))
+    if n == 0:
         raise UserError(path, "label file is empty")
-    return [_parse_line(path, n, line) for n, line in enumerate(lines, start=1)]
 
 
 def _parse_line(path: Path, n: int, line: str) -> LaneLabel:
@@ -66,6 +93,8 @@ def _parse_line(path: Path, n: int, line: str) -> LaneLabel:
         obj = json.loads(line)
     except json.JSONDecodeError as error:
         raise UserError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=n) from None
+    except RecursionError:  # nested deeper than Python's stack allows
+        raise UserError(path, "malformed JSON (nested too deeply)", line=n) from None
     except ValueError:  # an integer of more than 4300 digits
         raise UserError(path, "malformed JSON (a number too long to read)", line=n) from None
     if not isinstance(obj, dict):
@@ -121,22 +150,24 @@ def split_label_files(root: str | Path, split: str) -> list[Path]:
             raise UserError(root, f"no training label files (label_data_*.json other than {val_name})")
         return files
     path = root / (val_name if split == "val" else "test_label.json")
-    if not path.is_file():
-        raise UserError(path, f"label file of split '{split}' not found")
+    rule = regular_file_rule(path)
+    if rule:
+        raise UserError(path, f"label file of split '{split}' not found" if rule.endswith("not found") else rule)
     return [path]
 
 
 def load_split(root: str | Path, split: str, check_images: bool = True) -> list[LaneLabel]:
-    """Every label of a split, file by file; with check_images, each raw_file must exist under root."""
+    """Every label of a split, file by file; with check_images, each raw_file must be a regular file under root,
+    checked as its line is read."""
     root = Path(root)
     labels = []
     for path in split_label_files(root, split):
-        file_labels = read_label_file(path)
-        if check_images:
-            for n, label in enumerate(file_labels, start=1):
-                if not (root / label.raw_file).is_file():
-                    raise UserError(path, f"image '{label.raw_file}' not found under {root}", line=n)
-        labels.extend(file_labels)
+        for n, label in iter_label_file(path):
+            rule = regular_file_rule(root / label.raw_file, "image") if check_images else None
+            if rule:
+                rule = f"not found under {root}" if rule.endswith("not found") else rule
+                raise UserError(path, f"image '{label.raw_file}' {rule}", line=n)
+            labels.append(label)
     return labels
 
 

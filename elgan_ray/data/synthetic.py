@@ -21,7 +21,7 @@ from elgan_ray.data.labels import H_SAMPLES, VALIDATION_SEQUENCE
 from elgan_ray.data.render import TextureBank, render_scene
 from elgan_ray.data.scene import sample_scene, scene_labels, sequence_look
 from elgan_ray.errors import UserError
-from elgan_ray.files import atomic_directory, check_writable, publish_staging, staging_directory
+from elgan_ray.files import atomic_directory, check_writable, publish_staging, read_json_object, staging_directory
 
 EMBEDDED_VERSION = "v1"  # bump when the generator changes: cached sets and pre-trainings are keyed on it
 EMBEDDED_SIZES = (400, 100, 100)  # train, val, test frames of the embedded default dataset
@@ -122,11 +122,11 @@ def _check_replaceable(out: Path) -> None:
     if not out.is_dir() or not (out / MARKER).is_file():
         raise UserError(out, "exists and is not an empty folder or an earlier synthetic dataset: choose another")
     try:
-        meta = json.loads((out / MARKER).read_text())
+        meta = read_json_object(out / MARKER)  # a regular file, bounded; deep nesting included, a UserError
         counts = [meta[split] for split in ("train", "val", "test")]
         ours = meta["generator"] == "elgan_ray.data.synthetic"
         ours = ours and all(type(n) is int and 0 <= n <= MAX_FRAMES for n in counts)
-    except (OSError, ValueError, TypeError, KeyError):
+    except (UserError, TypeError, KeyError):
         ours = False
     if not ours:
         raise UserError(out / MARKER, "was not written by `synth`, so the folder is no earlier dataset: choose another")

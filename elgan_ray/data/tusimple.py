@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from elgan_ray.config import IMAGE_HEIGHT, IMAGE_WIDTH
 from elgan_ray.data.labels import LaneLabel, load_split, render_lane_map
 from elgan_ray.errors import UserError
+from elgan_ray.files import read_regular
 
 # cv2 can decode a JPEG at 1/2, 1/4 or 1/8 of its size by scaling in the DCT domain: at 1/8 a frame decodes
 # 5-6x faster than at full size (1.5 ms against 8.5 ms here), and the scaling averages pixels like INTER_AREA.
@@ -39,6 +40,8 @@ def decode_reduction(height: int, width: int) -> int:
     return max(fits, default=1)
 
 
+MAX_FRAME_BYTES = 64 << 20  # a 1280x720 JPEG is 100-300 KB; even an uncompressed frame is under 3 MB
+
 # libjpeg reports damaged data (a flipped bit, a cut-off file) only as a warning on stderr and still returns a
 # frame, mostly grey past the damage; these are the warnings that mean the pixels are not the file's.
 CORRUPTION_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG file")
@@ -49,9 +52,7 @@ _capture: tuple[int, Any] | None = None  # (pid, temporary file): forked loader 
 def read_frame(path: str | Path, reduction: int = 1) -> np.ndarray:
     """A TuSimple frame as BGR uint8 (720/reduction, 1280/reduction, 3); UserError when it is unreadable, damaged
     or of another size. At a reduction the size check is at that scale (a frame a few pixels off could pass)."""
-    data = np.fromfile(path, np.uint8) if Path(path).is_file() else None
-    if data is None:
-        raise UserError(path, "image not found")
+    data = np.frombuffer(read_regular(path, MAX_FRAME_BYTES, "image"), np.uint8)  # a FIFO is refused as such
     image, warnings = decode_checked(data, REDUCED_DECODE[reduction]) if data.size else (None, [])
     if image is None:
         raise UserError(path, "unreadable image (not a JPEG/PNG cv2 can decode)")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,31 +22,15 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from elgan_ray.data.labels import MAX_FILE_BYTES, MAX_LINE_BYTES  # the dataset reader's bounds, the same files
 from elgan_ray.errors import UserError
 from elgan_ray.evaluate import metric
-
-# A TuSimple line is 2-5 KB (56 rows x 4-6 lanes); the test set's label file is ~8 MB. The bounds leave room for
-# 200x longer lines and files 8x the largest real one, and keep any file's parsed size to a few hundred MB.
-MAX_LINE_BYTES = 1 << 20
-MAX_FILE_BYTES = 64 << 20
+from elgan_ray.files import read_regular
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes; a missing, unreadable or over-large file is a one-line error."""
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            data = handle.read(size + 1) if size <= MAX_FILE_BYTES else b""
-            if len(data) > size:  # it grew while being read (or has no size, as /proc files): read on, up to the bound
-                data += handle.read(MAX_FILE_BYTES + 1 - len(data))
-            size = max(size, len(data))
-            if size > MAX_FILE_BYTES:
-                raise UserError(path, f"{size:,} bytes (at most {MAX_FILE_BYTES:,}: a TuSimple file is a few MB)")
-            return data
-    except FileNotFoundError:
-        raise UserError(path, "file not found") from None
-    except OSError as error:  # a folder, no permission (on the file or a folder above it), an I/O error
-        raise UserError(path, f"cannot read file ({error.strerror or error.__class__.__name__})") from None
+    """The file's bytes; a missing, unreadable, over-large or not regular file (a FIFO) is a one-line error."""
+    return read_regular(path, MAX_FILE_BYTES, "TuSimple file")
 
 
 def check_bounds(path: str | Path, data: bytes) -> None:

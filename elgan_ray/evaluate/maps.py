@@ -104,8 +104,8 @@ def read(path: str | Path) -> StoredMaps:
             min_area, max_lanes = min_area or OUR_MIN_AREA, OUR_MAX_LANES
         records = json.loads(text)
         labels = [LaneLabel(r["raw_file"], tuple(map(tuple, r["lanes"])), tuple(r["h_samples"])) for r in records]
-    except (ValueError, KeyError, TypeError) as error:
-        raise UserError(path, f"not a run's validation maps ({error.__class__.__name__}: {error})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as error:  # RecursionError: labels nested too deeply
+        raise UserError(path, f"not a run's validation maps ({error.__class__.__name__}: {str(error)[:200]})") from None
     if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != len(labels):
         raise UserError(path, "maps must be (V, H, W) uint8, one per label")
     try:

@@ -11,12 +11,15 @@ Run as `python -m elgan_ray.evaluate.reference PRED.json GT.json`, like `python 
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 
 import numpy as np
 
+from elgan_ray.data.labels import MAX_FILE_BYTES
 from elgan_ray.errors import UserError, run_cli
+from elgan_ray.files import read_regular
 
 PIXEL_THRESH = 20
 PT_THRESH = 0.85
@@ -92,19 +95,18 @@ def bench(pred: list, gt: list, y_samples: list, running_time: float) -> tuple[f
 
 
 def read_json_lines(path: str, what: str) -> list:
-    """Every line of a file parsed as JSON (text mode, so \\r\\n and \\r end lines as in the official)."""
+    """Every line of a file parsed as JSON (text mode, so \\r\\n and \\r end lines as in the official); the file
+    read as every input is (files.read_regular: a regular file within the evaluator's bound, a FIFO refused)."""
+    data = read_regular(path, MAX_FILE_BYTES, "TuSimple file")
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.readlines()
-    except FileNotFoundError:
-        raise UserError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
+        lines = io.StringIO(data.decode("utf-8"), newline=None).readlines()
+    except UnicodeDecodeError as error:
         raise UserError(path, f"cannot read {what} file ({error.__class__.__name__})") from None
     parsed = []
     for number, line in enumerate(lines, 1):
         try:
             parsed.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json parses (the official crashes)
             rule = LOAD_ERROR if what == "prediction" else "label line is not valid JSON"
             raise UserError(path, rule, line=number) from None
     return parsed

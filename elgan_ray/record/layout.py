@@ -2,6 +2,7 @@
 
 <results>/
   index.csv, .index.lock    one row per study run (report/index.py), and its writers' lock
+  .<study>.sweep.lock       the lock of the one sweep that runs <study> (lock.py; a study name has no dot)
   _pretrain/<id>/           the shared generator pre-trainings, cached across studies (sweep/pretrain.py)
   <study>/
     study.json              what ran, with which command and preset, when
@@ -29,6 +30,7 @@ from pathlib import Path
 
 PRETRAIN_DIR = "_pretrain"
 INDEX_FILE = "index.csv"
+RESERVED_NAMES = (PRETRAIN_DIR, INDEX_FILE)  # what every study of a results folder shares: no study's name
 STUDY_FILE = "study.json"
 EVALS_FILE = "evals.csv"
 RUNS_DIR = "runs"
@@ -124,3 +126,8 @@ def index_file(results_root: str | Path) -> Path:
 
 def index_lock(results_root: str | Path) -> Path:
     return Path(results_root) / ".index.lock"
+
+
+def study_lock(results_root: str | Path, study: str) -> Path:
+    """The lock a sweep holds on its study for as long as it runs (beside the study folder, which it may create)."""
+    return Path(results_root) / f".{study}.sweep.lock"

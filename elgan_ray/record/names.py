@@ -19,6 +19,17 @@ KINDS = ("gan", "pretrain")  # how a run trained (evals.csv's `kind`): a control
 POSTS = ("basic", "basic++")  # the paper's post-processings (evals.jsonl's `post`)
 MAIN_POST = "basic++"  # the post-processing of every headline number, as in Table 3
 METRIC_NAMES = ("accuracy", "fp", "fn", "f1")  # the TuSimple figures of every evaluation row
+# Their ranges (evals.jsonl and evals.csv alike), from the official rules (evaluate/metric.py, docs/tusimple-metric.md)
+# for frames of at most TUSIMPLE_MAX_LANES labelled lanes, as TuSimple's are. Per image, accuracy is the sum of the gt
+# lanes' best line accuracies and FN the missed gt lanes, each over min(4, gt lanes); with five, the worst lane is
+# dropped and one miss forgiven, so both stay in [0, 1]. FP is (predicted - matched) / predicted, and the official
+# matching is not one to one: one predicted lane may match several gt lanes, so `matched` can pass `predicted` and FP
+# go below 0 (-0.0025 on real maps here), at the least 1 - 5 = -4 (one predicted lane matching five gt lanes). F1 =
+# 2PR / (P + R), P = 1 - FP, R = P / (P + FN), then passes 1 as well: at most 2 * 5 / (5 + 1) (P = 5, R = 1).
+TUSIMPLE_MAX_LANES = 5
+METRIC_RANGES = {"accuracy": (0.0, 1.0), "fp": (1.0 - TUSIMPLE_MAX_LANES, 1.0), "fn": (0.0, 1.0)}
+METRIC_RANGES["f1"] = (0.0, 2 * TUSIMPLE_MAX_LANES / (TUSIMPLE_MAX_LANES + 1))
+LOSSES = ("loss_g", "loss_fit", "loss_adv", "loss_d")  # the training losses since the last evaluation, in its rows
 MODES = ("max", "min")  # a study's metric.mode
 # A run's role in the experiment (evals.csv's `role`): the shared generator pre-training of its seed, the fit-only
 # control of its seed (lambda 0), or a GAN trial.
@@ -43,6 +54,9 @@ SHORT_NAMES = {"loss.gen": "g", "loss.disc": "d", "loss.lambda": "lambda", "loss
 # A trial's resources (a study's `resources`, the sweep's flags, study.json): key -> (low, high). Workers per trial
 # (Ray Train, DDP); CPUs per worker (> 0) and GPUs per worker (fractions allowed).
 RESOURCE_RANGES = {"cpu": (0.0, 1024.0), "gpu": (0.0, 64.0), "workers": (1, 1024)}
+RESOURCE_STEP = (
+    0.0001  # Ray's finest fraction of a CPU or GPU (ray_constants.MIN_RESOURCE_GRANULARITY): Ray refuses finer
+)
 
 
 def config_column(key: str) -> str:
@@ -85,8 +99,9 @@ def resource_rule(key: str, value: Any) -> str | None:
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if key == "workers":
         ok, wanted = isinstance(value, int) and number and low <= value <= high, f"an integer from {low} to {high:,}"
-    elif key == "cpu":
-        ok, wanted = number and low < value <= high, f"a number above {low:g} and at most {high:g}"
     else:
-        ok, wanted = number and low <= value <= high, f"a number from {low:g} to {high:g}"
+        inside = number and (low < value if key == "cpu" else low <= value) and value <= high
+        ok = inside and abs(value / RESOURCE_STEP - round(value / RESOURCE_STEP)) < 1e-6
+        span = f"above {low:g} and at most {high:g}" if key == "cpu" else f"from {low:g} to {high:g}"
+        wanted = f"a number {span} in steps of {RESOURCE_STEP:g} (Ray's finest fraction)"
     return None if ok else f"must be {wanted}"

@@ -13,21 +13,44 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from elgan_ray.config import MAX_SEED
 from elgan_ray.errors import UserError, quoted
-from elgan_ray.files import atomic_write_text, read_json_object
+from elgan_ray.files import atomic_write_text, read_json_object, read_regular
 from elgan_ray.record import layout
-from elgan_ray.record.names import RESOURCE_RANGES, ROLES, STATUSES, is_finite_number, resource_rule
+from elgan_ray.record.names import (
+    HEALTH,
+    LOSSES,
+    METRIC_RANGES,
+    PHASES,
+    POSTS,
+    RESOURCE_RANGES,
+    ROLES,
+    STATUSES,
+    is_finite_number,
+    resource_rule,
+)
+
+MAX_EVALS_BYTES = 256 << 20  # one run's evals.jsonl: ~600 bytes a row, so about 400,000 rows
+# An evaluation row of evals.jsonl (train/run_log.py writes it): every key it may hold, and what each holds. Rows
+# written before phase_step, the losses or D's health existed lack those keys. Who a row is of (run name, role, trial
+# id, seed) is no key of it: that is its run folder's and its plan's (sweep/gather.py), so a row that names a run is
+# refused, like any key not listed here.
+ROW_CHOICES = {"phase": PHASES, "post": POSTS}  # required
+ROW_WHOLE = ("step", "phase_step")  # whole numbers >= 0; step required
+ROW_RANGES = METRIC_RANGES | {"line_width": (0.0, math.inf), "label_width": (0.0, math.inf)}  # in range, or null
+ROW_FINITE = LOSSES + HEALTH  # finite numbers, or null
+ROW_KEYS = (*ROW_CHOICES, *ROW_WHOLE, *ROW_RANGES, *ROW_FINITE)
 
 
 def read_status(out_dir: str | Path) -> dict[str, Any]:
     """status.json of a run ({"status": "running"} while there is none); a damaged one is a UserError."""
     path = Path(out_dir) / layout.STATUS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link is no missing record: read_json_object says what it is
         return {"status": "running"}
     status = read_json_object(path)
     if "status" not in status:
@@ -41,6 +64,17 @@ def write_status(out_dir: str | Path, status: dict[str, Any]) -> None:
     atomic_write_text(Path(out_dir) / layout.STATUS_FILE, json.dumps(status, indent=1, sort_keys=True) + "\n")
 
 
+def record_files(out_dir: str | Path) -> list[str]:
+    """The files of a run's record in `out_dir` that a new run would replace: status.json, and evals.jsonl when it
+    holds anything (a run writes an empty one before its first evaluation)."""
+    out_dir = Path(out_dir)
+    found = [layout.STATUS_FILE] if os.path.lexists(out_dir / layout.STATUS_FILE) else []
+    evals = out_dir / layout.RUN_EVALS_FILE
+    if os.path.lexists(evals) and not (evals.is_file() and evals.stat().st_size == 0):
+        found.insert(0, layout.RUN_EVALS_FILE)
+    return found
+
+
 def read_run_evals(out_dir: str | Path, warn: bool = True) -> list[dict[str, Any]]:
     """The rows of a run's evals.jsonl, every one checked; a UserError names the file and line of a bad one.
 
@@ -50,12 +84,9 @@ def read_run_evals(out_dir: str | Path, warn: bool = True) -> list[dict[str, Any
     shortened.
     """
     path = Path(out_dir) / layout.RUN_EVALS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as error:
-        raise UserError(path, f"cannot read the run's record ({error.strerror or error.__class__.__name__})") from None
+    lines = read_regular(path, MAX_EVALS_BYTES, "evals.jsonl").split(b"\n")
     torn = lines.pop()  # b"" after a final newline, else a last line that was never finished
     rows = [_eval_row(path, n, line) for n, line in enumerate(lines, start=1)]
     if torn:
@@ -69,19 +100,41 @@ def read_run_evals(out_dir: str | Path, warn: bool = True) -> list[dict[str, Any
 
 
 def _eval_row(path: Path, n: int, line: bytes) -> dict[str, Any]:
-    """One line of evals.jsonl as a row, or UserError naming the line and the rule it breaks."""
+    """One line of evals.jsonl as a row, or UserError naming the line (and key) and the rule it breaks."""
     try:
         row = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
         raise UserError(path, "not UTF-8 text", line=n) from None
+    except RecursionError:
+        raise UserError(path, "not JSON (nested too deeply): every line is one evaluation row", line=n) from None
     except ValueError as error:
         reason = "blank line" if not line.strip() else f"not JSON ({getattr(error, 'msg', 'unreadable')})"
         raise UserError(path, f"{reason}: every line is one evaluation row", line=n) from None
-    ok = isinstance(row, dict) and all(isinstance(row.get(key), str) for key in ("phase", "post"))
-    ok = ok and isinstance(row.get("step"), int) and not isinstance(row.get("step"), bool)
-    if not ok:
+    if not isinstance(row, dict) or any(key not in row for key in ("step", *ROW_CHOICES)):
         raise UserError(path, "an evaluation row is a JSON object with an integer step, a phase and a post", line=n)
+    for key, value in row.items():
+        rule = row_rule(key, value)
+        if rule:
+            raise UserError(path, rule if key not in ROW_KEYS else f"{rule}, got {quoted(value)}", line=n, key=key)
     return row
+
+
+def row_rule(key: str, value: Any) -> str | None:
+    """Why `value` is not what an evaluation row's `key` holds (ROW_KEYS), or None when it is."""
+    if key in ROW_CHOICES:
+        ok = isinstance(value, str) and value in ROW_CHOICES[key]
+        return None if ok else f"must be one of {', '.join(ROW_CHOICES[key])}"
+    if key in ROW_WHOLE:
+        whole = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if whole else "must be a whole number >= 0"
+    if key in ROW_RANGES:
+        low, high = ROW_RANGES[key]
+        inside = value is None or (is_finite_number(value) and low <= value <= high)
+        span = f">= {low:g}" if math.isinf(high) else f"from {low:g} to {high:g}"
+        return None if inside else f"must be a number {span}, or null"
+    if key in ROW_FINITE:
+        return None if value is None or is_finite_number(value) else "must be a finite number, or null"
+    return "is no key of an evaluation row: a row holds what was measured, and the run it is of is its folder's"
 
 
 def write_run_record(out_dir: Path, record: dict[str, Any]) -> None:
@@ -130,6 +183,9 @@ def read_run_record(path: Path) -> tuple[dict[str, Any], str]:
         raise UserError(path, f"must name the run's trial, got {quoted(run.get('trial_id'))}", key="trial_id")
     if not isinstance(run.get("trial_name", ""), str):
         raise UserError(path, f"must be text, got {quoted(run['trial_name'])}", key="trial_name")
+    if run.get("trial_name", path.parent.name) != path.parent.name:  # a run's name is its folder's
+        rule = f"names the run {quoted(run['trial_name'])}, but it lies in the folder of {quoted(path.parent.name)}"
+        raise UserError(path, rule, key="trial_name")
     if run.get("role", ROLES[-1]) not in ROLES:
         raise UserError(path, f"must be one of {', '.join(ROLES)}, got {quoted(run['role'])}", key="role")
     config = run.get("config", {})

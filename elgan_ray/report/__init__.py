@@ -40,12 +40,14 @@ first file is written (inputs.py), so a bad one leaves the study folder and the 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from elgan_ray.files import atomic_write_text
+from elgan_ray.errors import UserError
+from elgan_ray.files import publish_files, staging_directory
 from elgan_ray.record import layout
 from elgan_ray.record.names import CONTROL
 from elgan_ray.report.cost import study_cost
@@ -65,6 +67,7 @@ from elgan_ray.report.paper import beside_the_paper, what_differs
 from elgan_ray.report.tables import best_group, chance_warnings, final_table, health_table, pairwise, summarize
 
 __all__ = ["check_outputs", "write_report"]  # the sweep checks the report's outputs before its first trial
+REPORT_STAGING = "report"  # the report is written into <study>/.report.<random>.partial first
 
 
 def seed_ensembles(study_dir: Path, evals: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
@@ -82,7 +85,11 @@ def seed_ensembles(study_dir: Path, evals: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 def write_report(study_dir: Path, results_root: Path | None = None) -> tuple[dict[str, Path], list[str]]:
     """Tables, figures and the index row of one study folder; returns what it wrote, by name, and a warning line
-    for every group whose D ends its pre-training at chance (table.md carries them too)."""
+    for every group whose D ends its pre-training at chance (table.md carries them too).
+
+    The report is written all or nothing: every file into a staging folder, then index.csv's row, then the files
+    moved in by renames (files.publish_files). A write error (a full disk, a file-size limit) is one UserError
+    saying that the previous report is whole, which it is."""
     study_dir = Path(study_dir)
     results_root = Path(results_root or layout.results_root_of(study_dir))
     # Every input read and checked, and every output known writable, before the first write.
@@ -103,9 +110,6 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> tuple[dic
     test = test_scores(study_dir, evals)
     if len(test):
         tables["test"] = test
-    written = {f"{name}.csv": study_dir / f"{name}.csv" for name in tables}
-    for name, table in tables.items():
-        atomic_write_text(written[f"{name}.csv"], table.to_csv(index=False))
     warnings = chance_warnings(evals)
     if seen_in_training(study_dir):
         warnings.append(
@@ -113,12 +117,21 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> tuple[dic
             "are of frames seen in training, not validation figures; the test set's scores are the study's result"
         )
     paper = beside_the_paper(study, with_groups(evals), tables)
-    md, tex = render(study, tables, cost.line(), warnings, paper, what_differs(study))
-    written |= {"table.md": study_dir / "table.md", "table.tex": study_dir / "table.tex"}
-    atomic_write_text(written["table.md"], md)
-    atomic_write_text(written["table.tex"], tex)
-    title = f"{study['study']} (preset {study['preset']})"
-    written |= plots.write_figures(study_dir, title, evals, tables["summary"], previews, ensembles, spread)
-    best = best_group(evals, study["metric"])
-    written["index.csv"] = update_index(results_root, study, tables["summary"], best, cost)
-    return written, warnings
+    staging = staging_directory(study_dir / REPORT_STAGING)
+    try:
+        for name, table in tables.items():
+            (staging / f"{name}.csv").write_text(table.to_csv(index=False))
+        md, tex = render(study, tables, cost.line(), warnings, paper, what_differs(study))
+        (staging / "table.md").write_text(md)
+        (staging / "table.tex").write_text(tex)
+        title = f"{study['study']} (preset {study['preset']})"
+        figures = plots.write_figures(staging, title, evals, tables["summary"], previews, ensembles, spread)
+        names = [f"{name}.csv" for name in tables] + ["table.md", "table.tex", *figures]
+        index = update_index(results_root, study, tables["summary"], best_group(evals, study["metric"]), cost)
+        publish_files(staging, study_dir, names, stale=layout.REPORT_FILES)
+    except OSError as error:
+        rule = f"the report could not be written ({error.strerror or error}): the previous report is as it was"
+        raise UserError(study_dir, rule) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: study_dir / name for name in names} | {"index.csv": index}, warnings

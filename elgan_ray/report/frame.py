@@ -76,11 +76,17 @@ def final_rows(evals: pd.DataFrame) -> pd.DataFrame:
 def d_at_chance(evals: pd.DataFrame) -> pd.DataFrame:
     """Per group (controls included) whose D ends its pre-training at chance: the mean over the group's runs of
     (d_acc_real + d_acc_fake) / 2 at each run's last `pretrain_d` evaluation, where that is <= D_CHANCE.
-    Columns group, d_acc, n_runs; empty when every D learnt (or no row carries the figures)."""
+    Columns group, d_acc, n_runs; empty when every D learnt (or no row carries the figures).
+
+    Only Ds trained by the patch loss (eq. 2, disc_loss `ce`; empty in a control's rows) are judged: under an
+    embedding loss (eq. 5 and its bounded form) D's patch classifier gets no gradient and stays at chance by
+    construction; its health is the embedding distance."""
     frame = with_groups(evals)
     if not {"d_acc_real", "d_acc_fake"} <= set(frame):
         return pd.DataFrame(columns=["group", "d_acc", "n_runs"])
-    rows = frame[(frame["phase"] == "pretrain_d") & (frame["post"] == MAIN_POST)].sort_values("step", kind="stable")
+    patch_loss = frame["disc_loss"].isna() | (frame["disc_loss"] == "ce") if "disc_loss" in frame else True
+    rows = frame[(frame["phase"] == "pretrain_d") & (frame["post"] == MAIN_POST) & patch_loss]
+    rows = rows.sort_values("step", kind="stable")
     last = rows.groupby("trial_id").tail(1).assign(d_acc=lambda d: (d["d_acc_real"] + d["d_acc_fake"]) / 2)
     table = last.groupby("group", sort=False).agg(d_acc=("d_acc", "mean"), n_runs=("trial_id", "nunique"))
     return table[table["d_acc"] <= D_CHANCE].reset_index()

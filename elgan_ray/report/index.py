@@ -12,10 +12,12 @@ from typing import Any
 import pandas as pd
 
 from elgan_ray.errors import UserError
-from elgan_ray.files import atomic_write_text, check_writable
+from elgan_ray.files import atomic_write_text, check_writable, read_regular
 from elgan_ray.record import layout
 from elgan_ray.report.cost import INDEX_COLUMNS as COST_COLUMNS
 from elgan_ray.report.cost import StudyCost
+
+MAX_INDEX_BYTES = 64 << 20  # one row per study run: a few hundred bytes each
 
 
 def read_index(path: Path) -> pd.DataFrame | None:
@@ -23,10 +25,7 @@ def read_index(path: Path) -> pd.DataFrame | None:
     check_writable(path, "file")
     if not path.exists():
         return None
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise UserError(path, f"cannot be read ({error.strerror or error.__class__.__name__})") from None
+    raw = read_regular(path, MAX_INDEX_BYTES, "index.csv")  # a FIFO is refused, not waited on
     if not raw.strip():
         return None
     try:

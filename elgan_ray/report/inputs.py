@@ -8,7 +8,9 @@ behind, nor is found bad only after hours of trials. Pandas and numpy only: no m
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pandas as pd
 
 from elgan_ray.config import DISC_CHOICES, LOSS_CHOICES, MAX_HEIGHT, MAX_SEED, MAX_WIDTH
 from elgan_ray.errors import UserError, quoted
-from elgan_ray.files import check_writable, read_npz
+from elgan_ray.files import check_writable, read_npz, read_regular
 from elgan_ray.record import layout
 from elgan_ray.record.names import (
     BASELINE,
@@ -29,6 +31,7 @@ from elgan_ray.record.names import (
     KINDS,
     MAIN_POST,
     METRIC_NAMES,
+    METRIC_RANGES,
     NAMED_CONFIG,
     PHASES,
     POSTS,
@@ -44,14 +47,15 @@ from elgan_ray.report.index import read_index
 # evals.csv's columns without which no table can be made (`role` is inferred from `kind` in older files).
 REQUIRED_COLUMNS = tuple(column for column in EVALS_COLUMNS if column != "role")
 PREVIEW_ARRAYS = ("image", "label", "prob")
+MAX_EVALS_CSV_BYTES = 1 << 30  # a study of 2,000 trials of a few hundred rows each is ~200 MB
 MAX_PREVIEW_BYTES = 64 << 20  # a preview.npz's arrays, uncompressed (4 frames at 720x1280 are about 40 MB)
 
 
 def check_evals(path: Path, evals: pd.DataFrame) -> None:
     """Every value of evals.csv (upgraded: upgrade_evals) is one the report knows how to count:
     kind, role, phase, post, status and the losses from their lists, seeds and steps whole numbers, metrics
-    fractions or empty, lambda, emb_block and D's health figures finite or empty. A UserError names the CSV line
-    (header = line 1) and the column."""
+    in their ranges (record/names.py's METRIC_RANGES: the official FP may be below 0) or empty, lambda, emb_block
+    and D's health figures finite or empty. A UserError names the CSV line (header = line 1) and the column."""
     if evals.empty:
         raise UserError(path, "no rows: the sweep gathered no evaluation (did every trial fail before its first?)")
     for column, allowed in (("kind", KINDS), ("role", ROLES), ("phase", PHASES), ("post", POSTS)):
@@ -67,9 +71,11 @@ def check_evals(path: Path, evals: pd.DataFrame) -> None:
     for column, choices in (("gen_loss", LOSS_CHOICES), ("disc_loss", DISC_CHOICES)):  # empty in baselines' rows
         allowed = evals[column].isna() | evals[column].isin(choices)
         _first_bad(path, evals, column, ~allowed, f"must be one of {', '.join(choices)} or empty")
-    for column in METRIC_NAMES:  # fractions in [0, 1], or empty (a diverged or unscored evaluation)
+    for column in METRIC_NAMES:  # in the ranges evals.jsonl's rows are held to, or empty (a diverged evaluation)
+        low, high = METRIC_RANGES[column]
         values = _numbers(path, evals, column)
-        _first_bad(path, evals, column, values.notna() & ~values.between(0, 1), "must be in [0, 1] or empty")
+        bad = values.notna() & ~values.between(low, high)
+        _first_bad(path, evals, column, bad, f"must be a number from {low:g} to {high:g}, or empty")
     for column in ["lambda", "emb_block"] + [c for c in HEALTH if c in evals]:  # empty: baselines, older rows
         values = _numbers(path, evals, column)
         _first_bad(path, evals, column, values.notna() & ~np.isfinite(values), "must be a finite number or empty")
@@ -141,10 +147,11 @@ def check_outputs(study_dir: Path, results_root: Path) -> None:
 
 def read_study_evals(path: Path) -> pd.DataFrame:
     """evals.csv, checked against the sweep's contract; a bad file is a UserError naming it and the rule."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(path, "not found: a study folder holds the evals.csv the sweep gathers")
+    data = read_regular(path, MAX_EVALS_CSV_BYTES, "evals.csv")  # a FIFO or a device is refused, as such
     try:
-        evals = pd.read_csv(path)
+        evals = pd.read_csv(io.BytesIO(data))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise UserError(path, f"not a readable CSV ({str(error).splitlines()[0]})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in evals.columns]

@@ -29,12 +29,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 from elgan_ray.config import TrainConfig, flat_keys
 from elgan_ray.errors import UserError, quoted
+from elgan_ray.record.layout import RESERVED_NAMES
 from elgan_ray.record.names import METRIC_NAMES, MODES, POSTS, SEED_KEY, is_finite_number, resource_rule
 from elgan_ray.study.scheduler import check_scheduler
 from elgan_ray.study.yaml_file import find_study_file, is_file, read_study_yaml
@@ -73,12 +74,15 @@ class SweepSpec:
     resources: dict  # {"cpu": float, "gpu": float, "workers": int}: defaults, the command line overrides
     # search studies: {"name": "asha", "grace_period": int (GAN-phase evaluations), "reduction_factor": float}
     scheduler: dict | None = None
+    # SHA-256 of the bytes of the study file and of its base: what study.json records, and a --resume compares
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 def load_spec(name_or_path: str, search_dir: Path | None = None) -> SweepSpec:
     """A study by name (search_dir/<name>.yaml, default the repo's search_spaces/) or by path, validated."""
     path = find_study_file(name_or_path, search_dir or SEARCH_DIR)
-    study, study_lines = read_study_yaml(path)
+    study, study_lines, digest = read_study_yaml(path)
+    digests = {"study_file": digest}
     merged: dict[str, Any] = {}
     origin: dict[tuple[str, ...], tuple[Path, int | None]] = {}  # (section[, key]) -> where it was written
     if "base" in study:
@@ -89,13 +93,13 @@ def load_spec(name_or_path: str, search_dir: Path | None = None) -> SweepSpec:
         if not is_file(base_path):
             line = study_lines.get(("base",))
             raise UserError(path, f"{quoted(str(base_path))} does not exist", line=line, key="base")
-        base, base_lines = read_study_yaml(base_path)
+        base, base_lines, digests["base_file"] = read_study_yaml(base_path)
         for key in base:
             if key in STUDY_ONLY:
                 raise UserError(base_path, "belongs in each study file", line=base_lines.get((key,)), key=key)
         _merge(merged, origin, base, base_path, base_lines)
     _merge(merged, origin, study, path, study_lines)
-    return _validate(merged, origin, path)
+    return replace(_validate(merged, origin, path), digests=digests)
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -200,6 +204,10 @@ def _validate(raw: dict[str, Any], origin: dict, path: Path) -> SweepSpec:
         check.fail("must be a name of letters, digits, '_' or '-' (it names the results folder)", "study")
     if study != path.stem:
         check.fail(f"must be the file's name '{path.stem}', so that two files never share a results folder", "study")
+    if study in RESERVED_NAMES:  # a results folder's shared pre-trainings and index, not a study's folder
+        check.fail(
+            f"'{study}' is reserved: every study of a results folder shares {', '.join(RESERVED_NAMES)}", "study"
+        )
     if not isinstance(raw["description"], str) or not raw["description"].strip():
         check.fail("must be a line of text", "description")
 

@@ -7,12 +7,14 @@ too large, not UTF-8 (the line of the first bad byte), not YAML, not a mapping, 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from elgan_ray.errors import UserError
+from elgan_ray.files import read_regular, regular_file_rule
 from elgan_ray.plain_yaml import load_plain_node
 
 MAX_STUDY_BYTES = 64 * 1024  # a study file, and its base (the shipped ones are about 1 KB)
@@ -34,21 +36,19 @@ def find_study_file(name_or_path: str, search_dir: Path) -> Path:
     else:
         path = search_dir / f"{text}.yaml"
     if not is_file(path):
+        rule = regular_file_rule(path)
+        if rule and not rule.endswith("not found"):  # there, but a FIFO, a folder, out of reach: said as such
+            raise UserError(path, rule)
         known = sorted(p.stem for p in search_dir.glob("*.yaml") if p.stem != "base") if search_dir.is_dir() else []
         raise UserError(path, f"no such study file (studies in {search_dir}: {', '.join(known) or 'none'})")
     return path
 
 
-def read_study_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """The YAML mapping (plain_yaml: no anchors or aliases, of at most MAX_STUDY_BYTES of UTF-8) and the 1-based
-    line of each top-level key and each key one level down."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_STUDY_BYTES + 1)
-    except OSError as error:
-        raise UserError(path, f"cannot be read ({error.strerror or error})") from None
-    if len(raw) > MAX_STUDY_BYTES:
-        raise UserError(path, f"larger than {MAX_STUDY_BYTES:,} bytes: not a study file")
+def read_study_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int], str]:
+    """The YAML mapping (plain_yaml: no anchors or aliases, of at most MAX_STUDY_BYTES of UTF-8), the 1-based
+    line of each top-level key and each key one level down, and the SHA-256 of the file's bytes (what the study is,
+    for --resume)."""
+    raw = read_regular(path, MAX_STUDY_BYTES, "study file")  # a FIFO is refused, not waited on
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -79,4 +79,4 @@ def read_study_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], i
                 if sub in lines:
                     raise UserError(path, f"written twice in {top[0]}", line=sub_node.start_mark.line + 1, key=sub[1])
                 lines[sub] = sub_node.start_mark.line + 1
-    return data, lines
+    return data, lines, hashlib.sha256(raw).hexdigest()

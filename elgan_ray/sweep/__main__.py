@@ -7,8 +7,8 @@ several it launches Ray Train workers (DDP). Every trial writes its own evals.js
 are gathered into <results>/<study>/evals.csv, never from Tune's result files (after Tuner.restore, Tune
 truncates a resumed trial's result.json and progress.csv).
 
-`main` reads as the study's story: check the inputs, plan the runs, (print the dry run, or) run them on Ray,
-gather their records, write the report.
+`main` reads as the study's story: own the study, check the inputs, plan the runs, (print the dry run, or) check
+the record a --resume continues, run the runs on Ray, gather their records, write the report.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +30,8 @@ from elgan_ray.config import TrainConfig
 from elgan_ray.data.labels import load_split
 from elgan_ray.data.synthetic import EMBEDDED_SIZES, embedded_dataset
 from elgan_ray.errors import UserError, quoted, run_cli
-from elgan_ray.files import check_writable
+from elgan_ray.files import check_writable, disk_full
+from elgan_ray.lock import OwnerLock
 from elgan_ray.presets import PRESETS, preset
 from elgan_ray.record import layout, store
 from elgan_ray.record.names import CONTROL, RECORD_VERSION, SEED_KEY, metric_key, resource_rule
@@ -38,6 +42,7 @@ from elgan_ray.study.spec import MAX_TRIALS, SEARCH_DIR, SweepSpec, grid_points,
 from elgan_ray.sweep.dry_run import dry_run, pretrainings
 from elgan_ray.sweep.gather import check_complete, gather_evals
 from elgan_ray.sweep.gpu_check import local_shortfall
+from elgan_ray.sweep.resume import check_record, check_same_study, definition
 from elgan_ray.sweep.settings import SweepSettings
 
 
@@ -107,46 +112,86 @@ class Study:
     study_dir: Path
     first_started: str | None  # --resume keeps the first start time (and so the study's row in index.csv)
     val_frames: int  # of the data's validation split, as train() takes them
+    definition: dict[str, Any]  # what makes the study this study (resume.py): study.json's, compared by --resume
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    study = check_inputs(args)  # the study file, its outputs, the data and the resources: before any work
-    runs = planned_runs(study.spec, study.base, study.settings.varying)
-    pids, done = pretrainings(runs, study.settings)
-    print(describe_plan(study.spec.study, runs, pids, done), file=sys.stderr)
-    if args.dry_run:
-        print(dry_run(study.spec, study.base, study.settings, runs, args.max_concurrent, study.val_frames))
-        return 0
-    record = study_record(study, args, argv)
-    join_ray(study, args)
-    storage, results_root = study.settings.ray_storage, Path(study.settings.results_root)
-    write_study_record(study.study_dir, record)
-    store.push(storage, layout.study_file(study.study_dir))
-    wall = time.perf_counter()
-    run_study(study, args)
-    store.pull_study(storage, study.study_dir)  # a URI's: every run's record, into this machine's mirror
-    check_complete(study.study_dir, results_root, runs, is_search(study.spec))
-    evals = gather_evals(study.study_dir, results_root, study.settings.varying)
-    record |= {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    write_study_record(study.study_dir, record | {"wall_s": round(time.perf_counter() - wall, 1)})
-    print(
-        f"{len(evals)} evaluation rows -> {study.settings.ray_path(layout.evals_file(study.study_dir))}",
-        file=sys.stderr,
-    )
-    written, warnings = write_report(study.study_dir, results_root)
-    store.push_report(storage, study.study_dir, written.values())
-    for line in warnings + [f"{name}: {study.settings.ray_path(path)}" for name, path in written.items()]:
-        print(line, file=sys.stderr)
-    tb_root = study.settings.ray_path(layout.tb_root(study.study_dir))
-    print(f"TensorBoard: tensorboard --logdir {tb_root}", file=sys.stderr)
+    spec = load_spec(args.study)
+    with ExitStack() as owned:
+        if not args.dry_run:  # one sweep per study, decided before any other check (a dry run owns nothing)
+            owned.enter_context(own_study(args.results, spec.study))
+        study = check_inputs(args, spec)  # outputs, --resume's record, the data, the resources: before any work
+        runs = planned_runs(study.spec, study.base, study.settings.varying)
+        if args.resume:  # every run folder's record, before Ray starts and before study.json is written again
+            check_record(study.spec, study.settings, runs)
+        pids, done = pretrainings(runs, study.settings)
+        print(describe_plan(study.spec.study, runs, pids, done), file=sys.stderr)
+        if args.dry_run:
+            print(dry_run(study.spec, study.base, study.settings, runs, args.max_concurrent, study.val_frames))
+            return 0
+        record = study_record(study, args, argv)
+        storage, results_root = study.settings.ray_storage, Path(study.settings.results_root)
+        with full_disk_in_one_line(study.settings.results_root):
+            join_ray(study, args)  # study.json is written only once Ray runs: a cluster not joined writes nothing
+            write_study_record(study.study_dir, record)
+            store.push(storage, layout.study_file(study.study_dir))
+            wall = time.perf_counter()
+            run_study(study, args)
+            store.pull_study(storage, study.study_dir)  # a URI's: every run's record, into this machine's mirror
+            check_complete(study.study_dir, results_root, runs, is_search(study.spec))
+            evals = gather_evals(study.settings, runs, is_search(study.spec))
+            record |= {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            write_study_record(study.study_dir, record | {"wall_s": round(time.perf_counter() - wall, 1)})
+            rows_at = study.settings.ray_path(layout.evals_file(study.study_dir))
+            print(f"{len(evals)} evaluation rows -> {rows_at}", file=sys.stderr)
+            written, warnings = write_report(study.study_dir, results_root)
+            store.push_report(storage, study.study_dir, written.values())
+        for line in warnings + [f"{name}: {study.settings.ray_path(path)}" for name, path in written.items()]:
+            print(line, file=sys.stderr)
+        tb_root = study.settings.ray_path(layout.tb_root(study.study_dir))
+        print(f"TensorBoard: tensorboard --logdir {tb_root}", file=sys.stderr)
     return 0
 
 
-def check_inputs(args: argparse.Namespace) -> Study:
-    """Everything a study needs, checked before anything is written or Ray starts: the study file and every grid
-    point, the results folder and the report's outputs, --resume's study.json, the data, the GPUs asked for."""
-    spec = load_spec(args.study)
+@contextmanager
+def own_study(results: str, study: str) -> Iterator[None]:
+    """Hold the study's lock (<results>/.<study>.sweep.lock, lock.py) for as long as the sweep runs: a second sweep
+    of the same study into the same results folder is refused in one line naming the holder, and the lock of a
+    sweep that died is taken over. Released however the sweep ends (SIGTERM and Ctrl-C included); folders made for
+    the lock are removed again if nothing was written into them."""
+    if store.is_uri(results):  # no atomic file on object storage: the lock is this machine's mirror's
+        root = store.mirror_root(results.rstrip("/"))
+    else:
+        check_writable(results, "folder")  # before resolve(): a dangling symbolic link is refused, not followed
+        root = Path(results).resolve()
+    lock = OwnerLock(layout.study_lock(root, study), make_parents=True)
+    if not lock.acquire():
+        holder = lock.holder or "an owner whose lock cannot be read"
+        rule = f"another sweep runs study '{study}' into this results folder ({holder}): wait for it to end; the "
+        raise UserError(lock.path, rule + "lock of a sweep that died is taken over")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def full_disk_in_one_line(results_root: str) -> Iterator[None]:
+    """A full disk (or quota) under the results ends the sweep in one line: free space, then --resume (which keeps
+    every evaluation already recorded), instead of the tracebacks of whichever writer met it first."""
+    try:
+        yield
+    except Exception as error:
+        if not disk_full(error, results_root):
+            raise
+        rule = "no space left on its file system: free some, then run the same command with --resume (every "
+        raise UserError(results_root, rule + "evaluation already recorded is kept)") from None
+
+
+def check_inputs(args: argparse.Namespace, spec: SweepSpec) -> Study:
+    """Everything a study needs, checked before anything is written or Ray starts: every grid point, the results
+    folder and the report's outputs, --resume's study.json (the same study), the data, the resources asked for."""
     base = preset(args.preset).with_flat(spec.fixed, source=spec.path)
     storage = args.results.rstrip("/") if store.is_uri(args.results) else None
     if storage:  # object storage: this machine works in a mirror of it (record/store.py)
@@ -165,16 +210,6 @@ def check_inputs(args: argparse.Namespace) -> Study:
         store.pull_study(storage, study_dir)
     check_outputs(study_dir, results_root)  # the study folder, the report's files, a readable index.csv
     check_writable(layout.pretrain_root(results_root), "folder")
-    first_started = None
-    if args.resume and layout.study_file(study_dir).exists():
-        first_started = read_study_record(layout.study_file(study_dir)).get("started")
-        if not isinstance(first_started, str):
-            raise UserError(layout.study_file(study_dir), "has no start time to resume from", key="started")
-    val_frames = EMBEDDED_SIZES[1]
-    if args.data:
-        val_frames = len(load_split(args.data, "val"))  # fail on bad data now, not inside 20 trials
-        if args.predict:
-            load_split(args.data, args.predict)  # its labels and every frame they name
     settings = SweepSettings(
         study=spec.study,
         results_root=str(results_root),
@@ -190,18 +225,66 @@ def check_inputs(args: argparse.Namespace) -> Study:
         predict=args.predict,
         storage=storage,
     )
-    if not settings.cluster:  # a local Ray has only this machine's GPUs: Tune would wait for ever for more
-        shortfall = local_shortfall(settings.gpus_per_worker * settings.workers_per_trial)
-        if shortfall:
-            rule = f"{shortfall}: a local Ray would wait for them for ever; use a cluster with GPUs (--address) or 0"
-            if args.gpus_per_worker is not None:
-                raise UserError("--gpus-per-worker", rule)
-            raise UserError(spec.path, rule, key="resources.gpu")
+    now = definition(spec, args.preset, settings)
+    first_started = None
+    if args.resume and layout.study_file(study_dir).exists():
+        recorded = read_study_record(layout.study_file(study_dir))
+        first_started = recorded.get("started")
+        if not isinstance(first_started, str):
+            raise UserError(layout.study_file(study_dir), "has no start time to resume from", key="started")
+        check_same_study(recorded, now, study_dir)
+    val_frames = EMBEDDED_SIZES[1]
+    if args.data:
+        val_frames = len(load_split(args.data, "val"))  # fail on bad data now, not inside 20 trials
+        if args.predict:
+            load_split(args.data, args.predict)  # its labels and every frame they name
     # Validate every grid point before any compute: a bad value fails here, naming the study file.
     for point in grid_points(spec):
         settings.trial_config(point)
     val_frames = int(min(val_frames, base.data.val_limit or math.inf))  # as train() takes them
-    return Study(spec, base, settings, study_dir, first_started, val_frames)
+    if settings.cluster:  # last: what the machine or the cluster can give, once the study itself is good
+        probe_address(args.address)  # a cluster that does not answer: one line, not minutes of Ray's retries
+    else:
+        check_local_resources(args, spec, settings)
+    return Study(spec, base, settings, study_dir, first_started, val_frames, now)
+
+
+def check_local_resources(args: argparse.Namespace, spec: SweepSpec, settings: SweepSettings) -> None:
+    """A local Ray has only this machine's CPUs and GPUs: a trial that needs more would keep Tune waiting for ever,
+    so it is refused, naming the flag or the study file's key that asked for it."""
+    for resource, per_worker, flag in (
+        ("cpu", settings.cpus_per_worker, args.cpus_per_worker),
+        ("gpu", settings.gpus_per_worker, args.gpus_per_worker),
+    ):
+        shortfall = local_shortfall(resource, per_worker * settings.workers_per_trial)
+        if not shortfall:
+            continue
+        rule = f"{shortfall}: a local Ray would wait for them for ever; use a cluster (--address) or ask for fewer"
+        # Named: what asked for too much, the amount per worker or (when one worker's would fit) the workers.
+        by_workers = local_shortfall(resource, per_worker) is None
+        if (args.workers_per_trial if by_workers else flag) is not None:
+            raise UserError("--workers-per-trial" if by_workers else f"--{resource}s-per-worker", rule)
+        raise UserError(spec.path, rule, key="resources.workers" if by_workers else f"resources.{resource}")
+
+
+PROBE_SECONDS = 10  # how long --address may take to accept a connection
+
+
+def probe_address(address: str) -> None:
+    """UserError (--address) unless something accepts a TCP connection at the address's host and port within
+    PROBE_SECONDS: Ray itself retries a GCS that is not there for minutes. `auto` (Ray finds the address) passes."""
+    if address == "auto":
+        return
+    target = address.split("://", 1)[-1]  # ray://host:port (Ray Client) too
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError("--address", f"{quoted(address)} is no HOST:PORT of a Ray cluster (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as error:
+        reason = error.strerror or error.__class__.__name__
+        rule = f"nothing answers at {host}:{port} within {PROBE_SECONDS} s ({reason}): is the cluster's head node up?"
+        raise UserError("--address", rule) from None
 
 
 def _check_store(storage: str, mirror: Path) -> None:
@@ -229,16 +312,17 @@ def study_record(study: Study, args: argparse.Namespace, argv: list[str] | None)
     record["metric"] = {"name": spec.metric_name, "post": spec.metric_post, "mode": spec.metric_mode}
     # What each trial holds (per worker, as a study file's resources): the report's CPU- and GPU-hours.
     resources = {"cpu": settings.cpus_per_worker, "gpu": settings.gpus_per_worker}
-    return record | {"resources": resources | {"workers": settings.workers_per_trial}}
+    record["resources"] = resources | {"workers": settings.workers_per_trial}
+    return record | {"definition": study.definition}
 
 
 def join_ray(study: Study, args: argparse.Namespace) -> None:
     """Start (or join) Ray, and check what only Ray can tell, before anything of the study is written; Ray is
     imported only once the inputs are good."""
-    from elgan_ray.sweep import tune
+    from elgan_ray.sweep.ray_session import start_ray
     from elgan_ray.sweep.shared import cluster_capacity, probe_nodes
 
-    tune.start_ray(args.address)
+    start_ray(args.address)
     probe_nodes(study.settings)  # every alive node sees the results and the data, or no trial starts
     if study.settings.cluster:
         cluster_capacity(study.settings)  # a worker that no node type can hold is refused, not left waiting

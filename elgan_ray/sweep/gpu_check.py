@@ -1,11 +1,11 @@
-"""GPUs asked for are GPUs used: no sweep that waits for ever, no trial that silently trains on CPU.
+"""CPUs and GPUs asked for are CPUs and GPUs used: no sweep that waits for ever, no trial that silently trains on CPU.
 
-Two places can find that a GPU is missing. On the machine that starts a local Ray, before anything runs: a
-sweep asking each trial for more GPUs than torch sees here would leave Tune waiting for ever ("No available
-node types can fulfill resource request"), so the command refuses it (`local_shortfall`). On a cluster,
-where trials land on other machines, a trial (or Ray Train worker) that was given a GPU slot but whose torch
-sees no CUDA device (a missing driver, a CPU build of torch) raises NoCudaError naming the node: the trial
-fails and the report shows it, instead of holding a GPU reservation for hours while it trains on CPU.
+Two places can find that a resource is missing. On the machine that starts a local Ray, before anything runs: a
+sweep asking each trial for more CPUs than a local Ray declares here, or more GPUs than torch sees, would leave Tune
+waiting for ever ("No available node types can fulfill resource request"), so the command refuses it
+(`local_shortfall`). On a cluster, where trials land on other machines, a trial (or Ray Train worker) that was given
+a GPU slot but whose torch sees no CUDA device (a missing driver, a CPU build of torch) raises NoCudaError naming the
+node: the trial fails and the report shows it, instead of holding a GPU reservation for hours while it trains on CPU.
 """
 
 from __future__ import annotations
@@ -24,16 +24,31 @@ def _torch_build() -> str:
     return f"torch {torch.__version__}, " + (f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build")
 
 
-def local_shortfall(gpus_per_trial: float) -> str | None:
-    """Why this machine cannot give a trial `gpus_per_trial` GPUs (None when it can, or none are asked for)."""
-    if gpus_per_trial <= 0:
+def local_shortfall(resource: str, per_trial: float) -> str | None:
+    """Why this machine's local Ray cannot give a trial `per_trial` of `resource` ("cpu" or "gpu"; every worker of
+    the trial counted), or None when it can."""
+    if resource == "cpu":
+        have = local_cpus()
+        if per_trial <= have:
+            return None
+        return f"each trial needs {per_trial:g} CPU(s) but a local Ray has {have:g} here ({os.cpu_count()} cores)"
+    if per_trial <= 0:
         return None
     import torch  # only when GPUs are asked for: the check costs a torch import, not a Ray start
 
     count = torch.cuda.device_count()
-    if gpus_per_trial <= count:
+    if per_trial <= count:
         return None
-    return f"each trial needs {gpus_per_trial:g} GPU(s) but torch sees {count} CUDA device(s) here ({_torch_build()})"
+    return f"each trial needs {per_trial:g} GPU(s) but torch sees {count} CUDA device(s) here ({_torch_build()})"
+
+
+def local_cpus() -> float:
+    """The CPUs a local Ray declares on this machine: Ray's own count (a container's CPU quota, else every core)."""
+    try:
+        from ray._private.utils import get_num_cpus  # what ray.init uses for its node (Ray 2.60, pinned)
+    except ImportError:
+        return float(os.cpu_count() or 1)
+    return float(get_num_cpus())
 
 
 def require_cuda(gpus: float) -> None:

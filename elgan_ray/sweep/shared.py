@@ -18,8 +18,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.errors import UserError
+from elgan_ray.lock import REFRESH_SECONDS, STALE_SECONDS
 from elgan_ray.record import layout, store
-from elgan_ray.sweep.pretrain import REFRESH_SECONDS, STALE_LOCK_SECONDS, data_identity, is_finished, pretrain_id
+from elgan_ray.sweep.pretrain import data_identity, is_finished, pretrain_id
 from elgan_ray.sweep.settings import SweepSettings
 
 PROBE_FILE = ".node_probe"  # in the results root: the driver's token, which every node must read back
@@ -93,7 +94,7 @@ def _probe(where: str, probe: str, token: str, data_dir: str | None, data: list 
 @ray.remote(num_cpus=0)
 class PretrainLocks:
     """Which trial computes which pre-training. A lock is free when nobody holds it, when its holder's node is dead
-    (Ray says so: taken over at once), or when its holder has not refreshed it for STALE_LOCK_SECONDS (a process
+    (Ray says so: taken over at once), or when its holder has not refreshed it for STALE_SECONDS (a process
     that died on a live node). A restarted trial takes its own lock back. One actor serialises every call: a
     takeover is atomic."""
 
@@ -102,7 +103,7 @@ class PretrainLocks:
 
     def acquire(self, pid: str, trial: str, node: str) -> bool:
         holder = self.held.get(pid)
-        if holder and holder[0] != trial and time.time() - holder[2] < STALE_LOCK_SECONDS and node_alive(holder[1]):
+        if holder and holder[0] != trial and time.time() - holder[2] < STALE_SECONDS and node_alive(holder[1]):
             return False
         self.held[pid] = (trial, node, time.time())
         return True

@@ -1,4 +1,4 @@
-"""The Ray Tune edge of a sweep: start or join Ray, turn the study into Tuners (param spaces, Optuna, ASHA), and
+"""The Ray Tune edge of a sweep: turn the study into Tuners (param spaces, Optuna, ASHA), and
 run its controls and GAN trials.
 
 Each trial is a plain function of its flat config. With one worker it calls the training loop in the trial's own
@@ -10,6 +10,7 @@ metric_key), which every evaluation reports for every post-processing.
 
 from __future__ import annotations
 
+import errno
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +22,7 @@ from ray import tune
 
 from elgan_ray.config import RunSettings, TrainConfig
 from elgan_ray.errors import quoted
+from elgan_ray.files import disk_full
 from elgan_ray.record import layout, store
 from elgan_ray.record.layout import CHECKPOINT_FILE
 from elgan_ray.record.runs import read_run_evals, read_run_record, read_status, write_run_record, write_status
@@ -29,6 +31,7 @@ from elgan_ray.study.scheduler import CLOCK, NEVER
 from elgan_ray.study.spec import SweepSpec, is_search, scientific_points
 from elgan_ray.sweep.gpu_check import require_cuda
 from elgan_ray.sweep.pretrain import data_identity, ensure_pretrained, pretrain_id
+from elgan_ray.sweep.ray_session import DRIVER_RESOURCE, sigterm_stops_tune
 from elgan_ray.sweep.settings import SweepSettings
 from elgan_ray.sweep.shared import cluster_capacity, ensure_pretrained_in_store, node_alive, start_locks
 
@@ -38,20 +41,6 @@ TRIAL_RETRIES = 2
 # A finished trial's process runs the next trial: no new process, no second torch import. Measured on the smoke
 # stability sweep here: 84 s -> 33 s of wall time for the same rows (every trial has the same resources).
 REUSE_TRIAL_PROCESSES = True
-# A trial whose Train workers hold the CPUs and GPUs needs somewhere to wait that takes none of theirs: a
-# fraction of a CPU would keep a 2-worker group off a 2-CPU machine (or a 4-CPU GPU node) for good. Ray
-# refuses a trial of no resources at all, so the waiting trials hold this custom resource instead; the local
-# Ray and cluster.yaml's head node declare it.
-DRIVER_RESOURCE = "elgan_trial_driver"
-DRIVER_SLOTS = 1000
-
-
-def start_ray(address: str | None) -> None:
-    """Join a cluster, or start a local Ray with its dashboard off (nothing listens beyond this process)."""
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(include_dashboard=False, configure_logging=False, resources={DRIVER_RESOURCE: DRIVER_SLOTS})
 
 
 def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, resume: bool) -> None:
@@ -82,8 +71,12 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
                 tune_config=_tune_config(spec, settings, max_concurrent, searched),
                 run_config=_run_config(name, settings),
             )
-        results = tuner.fit()
+        with sigterm_stops_tune():
+            results = tuner.fit()
         failed = [r for r in results if r.error is not None or (r.metrics or {}).get("failed")]
+        errors = [r.error for r in failed if r.error is not None]
+        if errors and disk_full(errors[0], settings.results_root):  # the sweep ends in one line (__main__.py)
+            raise OSError(errno.ENOSPC, f"{len(failed)} trial(s) failed on a full disk", settings.results_root)
         if failed:
             print(f"{len(failed)} trial(s) failed; they are marked 'failed' in evals.csv", flush=True)
         if searched and spec.scheduler:

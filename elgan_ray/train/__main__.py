@@ -13,9 +13,10 @@ import json
 import sys
 
 from elgan_ray.config import RunSettings, TrainConfig, flat_keys, parse_overrides
-from elgan_ray.errors import run_cli
+from elgan_ray.errors import UserError, run_cli
 from elgan_ray.presets import PRESETS, preset
 from elgan_ray.record import layout
+from elgan_ray.record.runs import record_files
 from elgan_ray.train.device import check_device, default_device
 
 
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         load_checkpoint(checkpoint, cfg.to_flat())  # a bad checkpoint fails here, in one line
         read_run_evals(out, warn=False)  # and so does a damaged record, before any work
         print(f"resuming from {checkpoint}", file=sys.stderr)
+    elif record_files(out):  # a run starts from step 0 and would drop every row after it: the record would be lost
+        rule = f"holds a run's record ({', '.join(record_files(out))}) but no {layout.CHECKPOINT_FILE} to resume it "
+        raise UserError(out, rule + "from: give another --out, or move the record away")
     result = train(cfg, settings, report=print_progress)
     from elgan_ray.train.run_log import json_safe
 

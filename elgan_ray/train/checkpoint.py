@@ -21,10 +21,12 @@ import torch
 
 from elgan_ray.config import TrainConfig
 from elgan_ray.errors import UserError, quoted
-from elgan_ray.files import atomic_write_bytes
+from elgan_ray.files import atomic_write_bytes, open_regular
 
 # The fields of loop.Position, the schedule's place (a test keeps the two in step; importing loop.py
 # here would make a cycle, since it imports this module).
+# A checkpoint holds G, D and both optimizers: ~200 MB at the paper's size; the bound only keeps a device out.
+MAX_CHECKPOINT_BYTES = 16 << 30
 POSITION_FIELDS = ("step", "phase", "phase_step", "best_accuracy", "evals_since_best")
 
 
@@ -56,16 +58,13 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None, keys: list[str] | None = None) -> dict:
     """Load a checkpoint safely; if `config` is given, its `keys` (default: all) must match the saved config."""
     path = Path(path)
-    if path.is_dir():
-        raise UserError(path, "is a folder, not a checkpoint file")
-    if not path.is_file():
-        raise UserError(path, "checkpoint file does not exist")
     try:
-        with warnings.catch_warnings():
+        # A regular file (a FIFO or a device is refused as such), read through the descriptor that was checked.
+        with open_regular(path, MAX_CHECKPOINT_BYTES, "checkpoint file") as handle, warnings.catch_warnings():
             # A refused file is reported in our one line; torch's own warnings about it (an unusual pickle
             # protocol, a TorchScript archive) would add lines to stderr.
             warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(handle, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError):
         raise UserError(path, "not a readable checkpoint (truncated, corrupt or not made by torch.save)") from None
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or "generator" not in state:

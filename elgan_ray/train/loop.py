@@ -29,7 +29,7 @@ from elgan_ray.data.tusimple import TuSimpleDataset
 from elgan_ray.errors import UserError
 from elgan_ray.models import batch_norm_statistics_kept, build_discriminator, build_generator, parameters_frozen
 from elgan_ray.record.layout import CHECKPOINT_FILE
-from elgan_ray.record.names import MAIN_POST, PHASES, metric_key
+from elgan_ray.record.names import LOSSES, MAIN_POST, PHASES, metric_key
 from elgan_ray.record.runs import read_run_evals
 from elgan_ray.train.batches import Prefetcher, batch_of_step
 from elgan_ray.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -143,7 +143,7 @@ def train(
     g_train = _wrap(generator, device)
     d_train = _wrap(discriminator, device)
     log = RunLog(out_dir, settings.tb_dir, resume_step=position.step) if rank == 0 else None
-    losses: dict[str, list[float]] = {"loss_g": [], "loss_fit": [], "loss_adv": [], "loss_d": []}
+    losses: dict[str, list[float]] = {name: [] for name in LOSSES}  # the losses every evaluation row holds
     final: dict[str, float] = {}
     status = "ok"
     started = time.perf_counter()

@@ -1,6 +1,7 @@
 """python -m elgan_ray.bench: the command line, and a cheap subset of stages writing the keys it measured."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -118,3 +119,15 @@ def test_paper_memory_stage_measures_in_a_fresh_process(tmp_path, monkeypatch):
     result = json.loads(out.read_text())
     assert 0 < result["paper_peak_mib_per_frame_cpu"] < 2100 and result["met"]["paper_peak_mib_per_frame_cpu"]
     assert "spawned process" in result["notes"]["paper_peak_mib_per_frame_cpu"]
+
+
+def test_bench_removes_the_scratch_folder_it_made(tmp_path):
+    """Issue 25, D18: without --work, every bench left an elgan_bench_* folder in the system's temp folder."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = os.environ | {"TMPDIR": str(scratch), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "elgan_ray.bench", "--quick", "--only", "render", "--out", str(tmp_path / "b.json")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert isinstance(json.loads((tmp_path / "b.json").read_text())["render_ms"], float)  # it did measure
+    assert list(scratch.glob("elgan_bench_*")) == []

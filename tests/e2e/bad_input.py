@@ -347,12 +347,55 @@ def fuzz(kind, tmp_path, n, seed=0):
 
 
 def check_case(cases: dict, case: str, tmp_path: Path, tiny_dataset: Path) -> None:
-    """Run one corpus case: exit status 2, one line holding its needle, nothing written."""
+    """Run one corpus case: exit status 2, one line holding its needle, nothing written. Options: `env` (a function of
+    tmp_path), `limit_mb` (an address-space limit), `timeout` (seconds: a case that used to hang fails fast)."""
     build, needle, *options = cases[case]
     options = options[0] if options else {}
     argv = build(tmp_path, tiny_dataset)
     env = options["env"](tmp_path) if "env" in options else None
-    assert_user_error(run(argv, env=env, limit_mb=options.get("limit_mb")), needle)
+    done = run(argv, env=env, limit_mb=options.get("limit_mb"), timeout=options.get("timeout", 300))
+    assert_user_error(done, needle)
     assert not (tmp_path / "o").exists()  # train made no output folder
     assert not (tmp_path / "r").exists()  # the sweep wrote no results
     assert not (tmp_path / "s.png").exists() and not (tmp_path / "out").exists()
+
+
+def fifo(path):
+    """A FIFO at `path` (nobody writes to it: opening it for reading the usual way waits for ever)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def deep_json(depth=100_000):
+    """JSON text nested `depth` lists deep: more than Python's recursion limit lets json parse."""
+    return "[" * depth + "]" * depth
+
+
+def deep_label(root):
+    """The validation label file as one line whose lanes nest deeper than json can parse."""
+    write(root / "label_data_0601.json", '{"raw_file": "a", "lanes": ' + deep_json() + ', "h_samples": [1]}\n')
+
+
+# Starts argv[2:] and writes its peak resident memory (KB) to argv[1]: the launcher is small, so the peak is the
+# command's own (a child forked from a large process counts that process's pages until it execs).
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_peak_rss(argv, timeout=300):
+    """`python -m argv...` as run() runs it, and its peak resident memory in MB."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        peak = Path(folder) / "peak"
+        command = [sys.executable, "-c", _LAUNCHER, str(peak), sys.executable, "-m", *argv]
+        env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+        return done, int(peak.read_text()) / 1024

@@ -12,6 +12,9 @@ from bad_input import (
     broken_copy,
     check_case,
     corrupt_label_line,
+    deep_json,
+    deep_label,
+    fifo,
     file_in_an_earlier_set,
     first_val_image,
     folder,
@@ -21,6 +24,7 @@ from bad_input import (
     pred_line,
     raw_file_outside,
     run,
+    run_peak_rss,
     run_unprivileged,
     short_lane,
     show,
@@ -149,6 +153,42 @@ CASES = {
         "--train",
         {"limit_mb": 1000},
     ),
+    # --- issue 25 (round 3) ---------------------------------------------------------------------------------------
+    # D12: a label line (or synth's marker) nested deeper than json can parse was a RecursionError traceback
+    "show-deeply-nested-label": (
+        lambda t, d: show(t, d, deep_label),
+        "label_data_0601.json:1: malformed JSON (nested too deeply)",
+    ),
+    "oracle-deeply-nested-label": (
+        lambda t, d: ["elgan_ray.evaluate", "--oracle", str(broken_copy(d, t, deep_label)), "--preset", "smoke"],
+        "label_data_0601.json:1: malformed JSON (nested too deeply)",
+    ),
+    "synth-over-a-deeply-nested-marker": (
+        lambda t, d: [
+            *["elgan_ray.data", "synth", "--out", str(write(t / "sd" / "synthetic.json", deep_json()).parent)],
+            *["--train", "2", "--val", "1", "--test", "1", "-q"],
+        ],
+        "synthetic.json: was not written by `synth`",
+    ),
+    # D17: a label line is bounded like the evaluator's
+    "show-label-line-too-long": (
+        lambda t, d: show(t, d, lambda r: write(r / "label_data_0601.json", label_line("a" * 2_000_000) + "\n")),
+        "label_data_0601.json:1: a line longer than 1,048,576 characters",
+    ),
+    # D20: a label file that exists but is a FIFO was "not found" (and a FIFO among the training files blocked)
+    "show-label-file-is-a-fifo": (
+        lambda t, d: show(t, d, lambda r: fifo(r / "label_data_0601.json")),
+        "label_data_0601.json: not a regular file (a FIFO)",
+        {"timeout": 60},
+    ),
+    "show-training-label-file-is-a-fifo": (
+        lambda t, d: [
+            *["elgan_ray.data", "show", str(broken_copy(d, t, lambda r: fifo(r / "label_data_0531.json")))],
+            *["--out", str(t / "s.png"), "--split", "train"],
+        ],
+        "label_data_0531.json: not a regular file (a FIFO)",
+        {"timeout": 60},
+    ),
 }
 
 
@@ -180,3 +220,24 @@ def test_a_label_file_in_a_folder_the_user_cannot_enter_is_one_line(tmp_path):
     finally:
         hidden.chmod(0o755)
     assert_user_error(done, "gt.json")
+
+
+def test_the_label_reader_holds_a_file_to_its_bound_and_reads_it_a_line_at_a_time(tmp_path, tiny_dataset):
+    """D17: the dataset label reader read a whole file and kept every line as Python objects (86 MB of short lines:
+    850 MB) before it refused the first missing frame. Now a file is refused past 64 MB before it is read, and a
+    file within the bound is read a line at a time, the frame of each line checked as it is read."""
+    root = broken_copy(tiny_dataset, tmp_path, lambda r: None)
+    path = root / "label_data_0601.json"
+    first = path.read_text().splitlines()[0]
+    line = '{"lanes": [[100, 120]], "h_samples": [200, 210], "raw_file": "clips/x/%d/20.jpg"}\n'
+    argv = ["elgan_ray.data", "show", str(root), "--n", "1", "--out", str(tmp_path / "s.png"), "--split", "val"]
+    for count, needle in (
+        (1_000_000, "label_data_0601.json: 8"),  # about 86 MB: over the bound
+        (680_000, "label_data_0601.json:2: image 'clips/x/0/20.jpg' not found"),  # about 58 MB: within it
+    ):
+        with open(path, "w") as handle:
+            handle.write(first + "\n")
+            handle.writelines(line % i for i in range(count))
+        done, peak_mb = run_peak_rss(argv)
+        assert_user_error(done, needle)
+        assert peak_mb < 500, f"{peak_mb:.0f} MB"  # `data show` itself (torch, cv2) takes about 250 MB

@@ -4,9 +4,45 @@ Each case must exit with status 2 and print one line naming the file (or flag, o
 traceback and nothing half-written left behind (bad_input.py has the contract and the helpers)."""
 
 import pytest
-from bad_input import broken_copy, check_case, eval_files, folder, fuzz, huge_line, huge_x, pred_line, write
+from bad_input import (
+    broken_copy,
+    check_case,
+    deep_json,
+    eval_files,
+    fifo,
+    folder,
+    fuzz,
+    huge_line,
+    huge_x,
+    label_line,
+    pred_line,
+    write,
+)
+
+
+def reference(t, pred):
+    """The plain port of the official evaluator, on a prediction file and a good label file."""
+    return ["elgan_ray.evaluate.reference", str(pred), str(write(t / "gt.json", label_line("a.jpg") + "\n"))]
+
 
 CASES = {
+    # issue 25 (roots 4, D10 and D12): the evaluator's files too are read as bounded regular files
+    "eval-prediction-is-a-fifo": (
+        lambda t, d: ["elgan_ray.evaluate", str(fifo(t / "pred.json")), str(write(t / "gt.json", "x\n"))],
+        "pred.json: not a regular file (a FIFO)",
+        {"timeout": 60},
+    ),
+    "reference-prediction-is-a-fifo": (
+        lambda t, d: reference(t, fifo(t / "pred.json")),
+        "pred.json: not a regular file (a FIFO)",
+        {"timeout": 60},
+    ),
+    "reference-deeply-nested": (
+        lambda t, d: reference(
+            t, write(t / "pred.json", pred_line("a.jpg", lanes=[[1]]).replace("[[1]]", deep_json()))
+        ),
+        "pred.json:1: Fail to load json file of the prediction",
+    ),
     "eval-binary-garbage": (lambda t, d: eval_files(t, ["\x00\x01\x02garbage"]), "pred.json"),
     "eval-blank-line": (lambda t, d: eval_files(t, [pred_line("a.jpg"), "", pred_line("b.jpg")]), "pred.json:2"),
     "eval-count-mismatch": (lambda t, d: eval_files(t, [pred_line("a.jpg")]), "pred.json"),

@@ -11,6 +11,17 @@ CASES = {
         lambda t, d: ["elgan_ray.bench", "--quick", "--only", "render", "--out", str(folder(t / "bench_out"))],
         "bench_out",
     ),
+    # issue 25, D21: an empty selection ran every stage (--only "") or none (--only ",,,") and exited 0
+    "bench-only-empty": (
+        lambda t, d: ["elgan_ray.bench", "--quick", "--only", "", "--out", str(t / "b.json")],
+        "--only: no stage named",
+        {"timeout": 120},
+    ),
+    "bench-only-commas": (
+        lambda t, d: ["elgan_ray.bench", "--quick", "--only", ",,,", "--out", str(t / "b.json")],
+        "--only: no stage named",
+        {"timeout": 120},
+    ),
 }
 
 

@@ -3,20 +3,27 @@
 Each case must exit with status 2 and print one line naming the file (or flag, or key) and the rule, with no
 traceback and nothing half-written left behind (bad_input.py has the contract and the helpers)."""
 
+import resource
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from bad_input import (
     REPORT_COLUMNS,
     assert_user_error,
     check_case,
+    deep_json,
     evals_cell,
     evals_column,
+    fifo,
     folder,
     preview,
     report_study,
     run,
     run_folder,
     run_unprivileged,
+    symlink,
     write,
 )
 
@@ -43,7 +50,8 @@ REPORT_CASES = {
     "index-is-a-folder": (lambda s: folder(s.parent / "index.csv"), "index.csv"),
     # --- issue 13 phase 2, more of the same defects ----------------------------------------------------------
     "seed-fractional": (evals_cell("seed", "0.5"), "evals.csv:2: key 'seed'"),
-    "fp-negative": (evals_cell("fp", "-0.1"), "evals.csv:2: key 'fp'"),
+    # the official FP may be below 0 (one predicted lane matching several gt lanes), but not below 1 - 5 lanes
+    "fp-below-its-least": (evals_cell("fp", "-4.5"), "evals.csv:2: key 'fp'"),
     "phase-unknown": (evals_cell("phase", "warmup"), "key 'phase'"),
     "health-infinite": (evals_column("d_acc_real", ["0.5", "inf"]), "key 'd_acc_real'"),
     "role-unknown": (evals_column("role", ["gan", "judge"]), "key 'role'"),
@@ -112,3 +120,66 @@ def test_a_report_whose_index_cannot_be_written_writes_nothing(tmp_path):
     finally:
         study.parent.chmod(0o755)
     assert sorted(p.name for p in study.iterdir()) == ["evals.csv"]
+
+
+# -- issue 25 (round 3): inputs that are not regular files, JSON nested too deep, a write that fails ---------------
+def deep_val_maps(study):
+    """runs/seed=0/val_maps.npz whose labels (JSON text) nest deeper than json can parse."""
+    arrays = {"maps": np.zeros((1, 8, 16), np.uint8), "labels": np.array(deep_json()), "threshold": np.float64(0.5)}
+    arrays |= {"min_area": np.int64(0), "max_lanes": np.int64(0)}
+    (study / "runs" / "seed=0").mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(study / "runs" / "seed=0" / "val_maps.npz", **arrays)
+
+
+def fifo_status(study):
+    run_folder(study, {"status": "ok"})
+    fifo(study / "runs" / "x" / "status.json")
+
+
+ISSUE_25 = {
+    # D7: a preview that is a link to a device was read without end (OOM at ~15 GB)
+    "preview-links-to-dev-zero": (
+        lambda s: symlink(folder(s / "runs" / "seed=0") / "preview.npz", "/dev/zero"),
+        "preview.npz: not a regular file (a device)",
+    ),
+    # D10: a FIFO where status.json should be blocked the report for ever
+    "status-json-is-a-fifo": (fifo_status, "status.json: not a regular file (a FIFO)"),
+    # D12: labels nested too deeply in a run's val_maps.npz were a RecursionError traceback
+    "val-maps-deeply-nested-labels": (deep_val_maps, "val_maps.npz: not a run's validation maps (RecursionError"),
+    # D20: an evals.csv that exists but is a FIFO was "not found"
+    "evals-csv-is-a-fifo": (lambda s: fifo(s / "evals.csv"), "evals.csv: not a regular file (a FIFO)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ISSUE_25))
+def test_an_input_that_is_no_regular_file_or_too_deep_is_one_line(tmp_path, case):
+    damage, needle = ISSUE_25[case]
+    study = report_study(tmp_path)
+    damage(study)
+    before = sorted(p.name for p in study.iterdir())
+    # Bounded: an unfixed report reads /dev/zero until the address-space limit, or waits on a FIFO until the timeout.
+    assert_user_error(run(["elgan_ray.report", str(study)], limit_mb=2000, timeout=90), needle)
+    assert sorted(p.name for p in study.iterdir()) == before
+
+
+def test_a_report_that_cannot_be_written_leaves_the_previous_one_whole(tmp_path):
+    """D14: a write error mid-report (here the file-size limit, as `ulimit -f 20`) left new CSVs and tables beside
+    the previous figures, index.csv not updated, and a traceback. The report is written into a staging folder and
+    swapped in: the error is one line, and the previous report (index.csv's row too) is exactly as it was."""
+    study = report_study(tmp_path)
+    first = run(["elgan_ray.report", str(study)])
+    assert first.returncode == 0, first.stderr[-2000:]
+    previous = {p.name: p.read_bytes() for p in [*study.iterdir(), study.parent / "index.csv"] if p.is_file()}
+    assert "summary.csv" in previous and "stability.png" in previous
+    evals_cell("accuracy", "0.5")(study)  # a changed record: the new report would differ
+    previous["evals.csv"] = (study / "evals.csv").read_bytes()
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 * 1024, 20 * 1024))  # 20 KB: the CSVs fit, the figures do not
+
+    argv = [sys.executable, "-m", "elgan_ray.report", str(study)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    assert_user_error(done, f"{study}: the report could not be written (File too large): the previous report is")
+    now = {p.name: p.read_bytes() for p in [*study.iterdir(), study.parent / "index.csv"] if p.is_file()}
+    assert now == previous  # every file as it was, no staging folder, index.csv untouched
+    assert sorted(p.name for p in study.iterdir() if p.is_dir()) == []

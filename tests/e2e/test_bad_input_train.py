@@ -13,6 +13,7 @@ from bad_input import (
     QUICK,
     assert_user_error,
     check_case,
+    deep_json,
     folder,
     fuzz,
     modes,
@@ -36,7 +37,7 @@ CASES = {
     # defect 21: a checkpoint that is a folder
     "train-checkpoint-is-a-folder": (
         lambda t, d: train(t, d, out=folder(t / "run" / "checkpoint.pt").parent),
-        "is a folder",
+        "checkpoint.pt: not a regular file (a folder)",
     ),
     "train-device-unavailable": (lambda t, d: train(t, d, "--device", "cuda:99"), "--device"),
     # defect 12: a device this machine has
@@ -256,3 +257,58 @@ def test_written_files_honour_the_umask_and_other_users_can_read_them(trained, t
 
 def test_fuzzed_overrides_keep_the_one_line_contract(tmp_path):
     fuzz("overrides", tmp_path, n=200)
+
+
+# -- issue 25 (round 3) -------------------------------------------------------------------------------------------
+
+
+def test_train_refuses_a_record_it_cannot_resume_instead_of_deleting_it(trained, tmp_path, tiny_dataset):
+    """D2: `train --out DIR` over an evals.jsonl without checkpoint.pt started from step 0 and dropped every row."""
+    out = folder(tmp_path / "no_checkpoint")
+    record = (trained / "evals.jsonl").read_bytes() + b'{"step": 999, "phase": "gan", "post": "basic++"}\n'
+    (out / "evals.jsonl").write_bytes(record)
+    assert_user_error(run(resume_command(out, tiny_dataset)), f"{out}: holds a run's record (evals.jsonl)")
+    assert (out / "evals.jsonl").read_bytes() == record and sorted(p.name for p in out.iterdir()) == ["evals.jsonl"]
+    (out / "evals.jsonl").write_bytes(b"")  # what a run killed before its first evaluation leaves: nothing to lose
+    done = run(resume_command(out, tiny_dataset))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("row", "needle"),
+    [
+        # D5: a row's identity keys moved it to another run in the sweep's gather
+        ({"trial_name": "control,seed=0", "role": "control", "trial_id": "FORGED", "seed": 7}, "key 'trial_name'"),
+        ({"accuracy": 5.0}, "key 'accuracy': must be a number from 0 to 1, or null, got 5.0"),  # D5: out of range
+    ],
+    ids=["identity", "accuracy-5"],
+)
+def test_a_row_outside_the_schema_stops_train_s_resume_in_one_line(trained, tmp_path, tiny_dataset, row, needle):
+    """D5: `train` accepted accuracy 5.0 and printed it as the run's final result; a row may hold only the schema's
+    keys, each in its range (record/runs.py; tests/record/test_runs.py has the rest of the schema)."""
+    out = smoke_checkpoint(trained, tmp_path)
+    good = {"step": 4, "phase": "gan", "post": "basic++", "accuracy": 0.5, "fp": 0.0, "fn": 0.0, "f1": 1.0}
+    whole = (out / "evals.jsonl").read_bytes() + json.dumps(good | row).encode() + b"\n"
+    (out / "evals.jsonl").write_bytes(whole)
+    lines = whole.count(b"\n")
+    assert_user_error(run(resume_command(out, tiny_dataset)), f"evals.jsonl:{lines}: {needle}")
+    assert (out / "evals.jsonl").read_bytes() == whole
+
+
+def test_the_official_slightly_negative_fp_is_a_valid_row(trained, tmp_path, tiny_dataset):
+    """One predicted lane may match two gt lanes, so the official FP can be below 0 (-0.0025 on real maps): kept."""
+    out = smoke_checkpoint(trained, tmp_path)
+    row = {"step": 1, "phase": "pretrain_g", "post": "basic", "accuracy": 0.9, "fp": -0.0025, "fn": 0.0, "f1": 1.0012}
+    lines = (out / "evals.jsonl").read_bytes().splitlines(keepends=True)
+    (out / "evals.jsonl").write_bytes(b"".join([json.dumps(row).encode() + b"\n", *lines]))
+    done = run(resume_command(out, tiny_dataset))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((out / "evals.jsonl").read_bytes().splitlines()[0]) == row
+
+
+def test_a_deeply_nested_line_of_evals_jsonl_stops_train_in_one_line(trained, tmp_path, tiny_dataset):
+    """D12: RecursionError, not ValueError: a traceback from the evals.jsonl reader."""
+    out = smoke_checkpoint(trained, tmp_path)
+    line = '{"step": 30, "phase": "gan", "post": "basic", "x": ' + deep_json(200_000) + "}\n"
+    (out / "evals.jsonl").write_bytes((out / "evals.jsonl").read_bytes() + line.encode())
+    assert_user_error(run(resume_command(out, tiny_dataset)), "evals.jsonl:5: not JSON (nested too deeply)")

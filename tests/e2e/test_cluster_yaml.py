@@ -45,7 +45,7 @@ def test_cluster_yaml_passes_rays_schema():
     head = nodes[config["head_node_type"]]
     assert config["provider"]["type"] == "aws"
     assert head["resources"].get("GPU", 0) == 0 and head["max_workers"] == 0
-    from elgan_ray.sweep.tune import DRIVER_RESOURCE
+    from elgan_ray.sweep.ray_session import DRIVER_RESOURCE
 
     assert head["resources"][DRIVER_RESOURCE] >= 1  # multi-worker trials wait on the head, holding no GPU node
     workers = [n for name, n in nodes.items() if name != config["head_node_type"]]

@@ -14,6 +14,7 @@ import torch
 from studies import sweep_command, sweep_env, write_study
 
 from elgan_ray import files
+from elgan_ray import lock as lock_module
 from elgan_ray.presets import preset
 from elgan_ray.record.runs import read_run_evals, write_status
 from elgan_ray.sweep import pretrain
@@ -136,7 +137,7 @@ def test_an_unreadable_pretraining_lock_is_stale_after_the_timeout(tmp_path, mon
     for content in (b"", b"\x00\xff garbage", f"{socket.gethostname()} not-a-pid".encode()):
         lock = root / f"{pid}.lock"
         lock.write_bytes(content)
-        old = time.time() - pretrain.STALE_LOCK_SECONDS - 5
+        old = time.time() - lock_module.STALE_SECONDS - 5
         os.utime(lock, (old, old))
         final = pretrain.ensure_pretrained(cfg, tmp_path, None, run=finish, poll_seconds=0)
         assert pretrain.is_finished(final) and not lock.exists()

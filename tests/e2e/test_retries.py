@@ -12,8 +12,7 @@ import time
 import pandas as pd
 import pytest
 from loopback import s3_keys, s3_text
-from studies import sweep_command, sweep_env, write_study
-from test_sweep import processes_named
+from studies import ray_processes, sweep_command, sweep_env, write_study
 
 from elgan_ray.presets import preset
 from elgan_ray.study.spec import load_spec
@@ -40,7 +39,7 @@ def test_a_lost_worker_is_retried_and_an_error_of_our_code_is_not(tmp_path, tiny
         deadline, workers = time.time() + 600, []
         while time.time() < deadline and not ([k for k in s3_keys(client, "r/_pretrain/") if "jsonl" in k] and workers):
             time.sleep(0.5)
-            workers = processes_named(driver.pid, b"ray::RayTrainWorker")
+            workers = ray_processes(driver.pid, b"ray::RayTrainWorker")
         assert workers, "no Train worker to kill"
         os.kill(workers[0], signal.SIGKILL)
         assert driver.wait(timeout=900) == 0, (tmp_path / "sweep.log").read_text()[-3000:]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from studies import sweep_command, sweep_env, write_study
+from studies import sweep_command, sweep_env, trial_processes, write_study
 
 from elgan_ray.report import write_report
 from elgan_ray.report.frame import final_rows
@@ -146,35 +146,6 @@ def test_killed_sweep_resumes_with_the_same_rows(tmp_path, tiny_dataset, uninter
     resumed = pd.read_csv(broken / "small" / "evals.csv")
     assert not resumed.duplicated(["trial_id", "step", "post"]).any()
     pd.testing.assert_frame_equal(key_columns(resumed), key_columns(uninterrupted_small_sweep))
-
-
-def trial_processes(ancestor: int) -> list[int]:
-    """Pids of the Tune trial processes (Ray names them ray::ImplicitFunc.train) under one process tree."""
-    return processes_named(ancestor, b"ray::ImplicitFunc.train")
-
-
-def processes_named(ancestor: int, prefix: bytes) -> list[int]:
-    """Pids of the processes under one process tree whose command line starts with `prefix`."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name is in parentheses and may hold spaces; the parent pid follows it.
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # the process ended while we looked
-    found = []
-    for pid in parents:
-        node = pid
-        while node in parents and node != ancestor:
-            node = parents[node]
-        if node != ancestor:
-            continue
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(prefix):
-                found.append(pid)
-        except OSError:
-            continue
-    return found
 
 
 @pytest.mark.ray

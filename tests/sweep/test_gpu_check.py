@@ -2,6 +2,7 @@
 sweep command locally (exit 2, one line, within seconds, nothing written), a trial or Train worker elsewhere
 (an error naming the node)."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -47,12 +48,16 @@ def test_a_study_asking_for_missing_gpus_names_its_resources(tmp_path):
 
 def test_local_shortfall_counts_every_worker_of_a_trial(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert gpu_check.local_shortfall(0) is None and gpu_check.local_shortfall(2) is None
-    assert "needs 3 GPU(s) but torch sees 2" in gpu_check.local_shortfall(3)
+    assert gpu_check.local_shortfall("gpu", 0) is None and gpu_check.local_shortfall("gpu", 2) is None
+    assert "needs 3 GPU(s) but torch sees 2" in gpu_check.local_shortfall("gpu", 3)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert gpu_check.local_shortfall(0.25) is None  # a quarter of the one GPU: trials share it
+    assert gpu_check.local_shortfall("gpu", 0.25) is None  # a quarter of the one GPU: trials share it
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    assert "needs 0.25 GPU(s) but torch sees 0" in gpu_check.local_shortfall(0.25)
+    assert "needs 0.25 GPU(s) but torch sees 0" in gpu_check.local_shortfall("gpu", 0.25)
+    cpus = gpu_check.local_cpus()
+    assert 1 <= cpus <= (os.cpu_count() or 1)
+    assert gpu_check.local_shortfall("cpu", cpus) is None
+    assert f"needs {cpus + 1:g} CPU(s) but a local Ray has {cpus:g} here" in gpu_check.local_shortfall("cpu", cpus + 1)
 
 
 def test_a_run_given_a_gpu_without_cuda_fails_naming_the_node(monkeypatch, tmp_path):
