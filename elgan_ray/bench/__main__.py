@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from elgan_ray.bench import gpu  # its keys only: the stage imports torch when it runs
+from elgan_ray.bench import gpu, step_memory  # their keys only: the stages import torch when they run
 from elgan_ray.errors import UserError, run_cli
 from elgan_ray.files import atomic_write_text, check_writable
 
@@ -39,6 +39,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "postprocess": ("postprocess_ms_train_size", "postprocess_ms_720p"),
     "render": ("render_ms",),
     "step": ("loader_over_train", "loader_over_train_cached", "step_ms", "step_flops_fraction"),
+    "paper_memory": step_memory.KEYS,  # the paper-preset G+D step's peak memory per frame on CPU
     "loader": ("loader_wait_fraction", "loader_wait_fraction_sync"),
     "pretrain_sharing": ("pretrain_sharing_ratio", "pretrain_sharing_ratio_paper"),
     "tune": ("tune_over_bare", "peak_rss_mb_trial"),
@@ -60,14 +61,18 @@ TARGETS: dict[str, tuple[str, float]] = {
     "pretrain_sharing_ratio": ("<=", 0.4),
     "peak_rss_mb_evaluate": ("<=", 200),
     "peak_rss_mb_trial": ("<=", 2048),
+    "paper_peak_mib_per_frame_cpu": ("<=", 2100),
+    "gpu_images_per_s_bf16": (">=", 65),
+    "gpu_peak_gib_per_frame_bf16": ("<=", 1),
 }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m elgan_ray.bench",
-        description="Measure the evaluator, post-processing, label rendering, data loading, the training step, "
-        "Tune and Train overheads and the smoke sweep's efficiency; print a table and write one JSON object.",
+        description="Measure the evaluator, post-processing, label rendering, data loading, the training step and "
+        "its memory, Tune and Train overheads and the smoke sweep's efficiency; print a table and write one JSON "
+        "object.",
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs (every key still)")
     parser.add_argument("--out", default="results/bench.json", help="JSON output (default: results/bench.json)")
@@ -140,7 +145,8 @@ def run_stage(stage: str, b: Any) -> dict[str, Any]:
     from elgan_ray.bench import evaluator, harness, label_maps, ray_stages, step
 
     module = {"evaluator": evaluator, "postprocess": label_maps, "render": label_maps, "step": step, "loader": step}
-    module |= {"pretrain_sharing": step, "tune": ray_stages, "ddp": ray_stages, "sweep": ray_stages, "gpu": gpu}
+    module |= {"paper_memory": step_memory, "pretrain_sharing": step, "tune": ray_stages, "ddp": ray_stages}
+    module |= {"sweep": ray_stages, "gpu": gpu}
     try:
         measured = getattr(module[stage], f"stage_{stage}")(b)
     except ImportError as error:  # a module that has not landed yet
@@ -170,6 +176,8 @@ def table(result: dict[str, Any]) -> str:
             value = result[key]
             if isinstance(value, dict):  # step times in ms
                 shown = " ".join(f"{k}={v:.0f}" for k, v in value.items())
+            elif isinstance(value, list):  # kinds of work and their shares
+                shown = " ".join(f"{k['kind']}={k['share']:.0%}" for k in value)
             else:
                 shown = f"{value:12.3f}" if isinstance(value, float) else f"{json.dumps(value):>12}"
             op, target = TARGETS.get(key, ("", ""))

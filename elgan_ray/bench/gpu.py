@@ -1,5 +1,6 @@
 """The GPU stage: the paper-preset G+D step at 720x1280 on a CUDA device, in float32 and bf16 autocast, against the
-device's dense bf16 peak; and DDP on 2 GPUs against 1 where there are 2. Null, with a note, where there is no GPU.
+device's dense bf16 peak; in bf16 also its peak memory per frame and the five kinds of GPU work it spends most
+time on; and DDP on 2 GPUs against 1 where there are 2. Null, with a note, where there is no GPU.
 """
 
 from __future__ import annotations
@@ -7,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from elgan_ray.bench.harness import Bench
+from elgan_ray.bench.work_kinds import profile_kinds
 from elgan_ray.config import AMP_CHOICES
-from elgan_ray.train.timing import step_times
+from elgan_ray.train.timing import step_times, training_steps
 
 PRECISIONS = AMP_CHOICES
 FIGURES = ("step_ms", "images_per_s", "tflops", "peak_fraction")  # each measured in both precisions
 KEYS = tuple(f"gpu_{figure}_{amp}" for figure in FIGURES for amp in PRECISIONS)
-KEYS += ("ddp_2_over_1_gpu",)
+KEYS += ("gpu_peak_gib_per_frame_bf16", "gpu_top_kinds_bf16", "ddp_2_over_1_gpu")
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from the vendors' data sheets, by a part of the name torch
 # reports. The more specific names first: "H100 PCIe" before "H100", "L40" before "L4".
 BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0))
@@ -51,6 +53,7 @@ def stage_gpu(b: Bench) -> dict[str, Any]:
         b.notes[f"gpu_{amp}"] = "step ms by kind: " + ", ".join(
             f"{k} {v * 1e3:.1f}" for k, v in times.items() if k != "gan_pair_flops"
         )
+    measured |= _memory_and_kinds(preset("paper").with_flat({"optim.amp": "bf16"}), images, labels)
     measured["ddp_2_over_1_gpu"] = _ddp_on_two(b) if torch.cuda.device_count() >= 2 else None
     b.notes["gpu"] = (
         f"paper preset, batch {batch} at {size[0]}x{size[1]} on {name}: a GAN G step plus a D step, channels_last, "
@@ -58,7 +61,31 @@ def stage_gpu(b: Bench) -> dict[str, Any]:
         + (f"{peak:g} TFLOP/s" if peak else "(unknown for this device: null)")
         + ("" if torch.cuda.device_count() >= 2 else "; ddp_2_over_1_gpu needs 2 GPUs (null)")
     )
+    b.notes["gpu_peak_gib_per_frame_bf16"] = (
+        "torch.cuda.max_memory_allocated over one GAN G step + one D step (after one untimed pair), models, "
+        "optimiser states and frames included, over the batch"
+    )
+    b.notes["gpu_top_kinds_bf16"] = (
+        "torch.profiler over one GAN G step + one D step: GPU kernel time grouped by name into kinds "
+        "(bench/work_kinds.py), each kind's share of all kernel time, the five largest"
+    )
     return measured
+
+
+def _memory_and_kinds(cfg, images, labels) -> dict[str, Any]:
+    """The bf16 G+D pair's peak GPU memory per frame and its top kinds of GPU work, on fresh models."""
+    import torch
+
+    steps = training_steps(cfg, images, labels, device="cuda")
+    pair = (steps["gan_g"], steps["d"])
+    for step in pair:  # cuDNN's algorithm search and the optimiser states come with the first pair
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    for step in pair:
+        step()
+    peak = torch.cuda.max_memory_allocated() / 2**30 / len(images)
+    return {"gpu_peak_gib_per_frame_bf16": peak, "gpu_top_kinds_bf16": profile_kinds(pair, "cuda")}
 
 
 def _ddp_on_two(b: Bench) -> float:

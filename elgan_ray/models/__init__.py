@@ -2,6 +2,7 @@
 
 tiramisu.py       the Tiramisu FC-DenseNet generator
 discriminator.py  the two-headed DenseNet discriminator: patch scores and the embedding of a chosen block
+memory_efficient.py  large BN-ReLU-conv layers that keep only their input maps; pool2x2.py  lean 2x2 poolings
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ after every block (11x20 patches), and 64x128 smoke inputs stop at 4x8 patches i
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from elgan_ray.config import DiscriminatorConfig
+from elgan_ray.models.memory_efficient import Feature, bn_relu_conv, convolved
 from elgan_ray.models.tiramisu import DenseBlock
 
 MIN_POOL_SIDE = 8  # pool only maps whose shorter side is at least this (the pooled side is then >= 4)
@@ -37,9 +37,10 @@ class Transition(nn.Module):
             nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True), nn.Conv2d(in_channels, out_channels, 1, bias=False)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        return F.avg_pool2d(x, 2) if min(x.shape[-2:]) >= MIN_POOL_SIDE else x
+    def forward(self, features: list[Feature]) -> torch.Tensor:
+        """The maps of a block (or of both heads) -> (B, C_out, h, w), pooled while large enough."""
+        bn, _, conv = self.conv
+        return bn_relu_conv(features, bn, conv, pool=min(features[0].shape[-2:]) >= MIN_POOL_SIDE)
 
 
 class Head(nn.Module):
@@ -60,14 +61,15 @@ class Head(nn.Module):
                 channels = compressed
         self.out_channels = channels
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x * 2 - 1)  # inputs in [0, 1], centred on 0
+    def forward(self, x: torch.Tensor) -> list[list[Feature]]:
+        """Each head block's output, as its list of maps."""
+        features = convolved(self.stem, x * 2 - 1)  # inputs in [0, 1], centred on 0; made again if large
         outputs = []
         for i, block in enumerate(self.blocks):
-            x, _ = block(x)
-            outputs.append(x)
+            features, _ = block(features)
+            outputs.append(features)
             if i < len(self.transitions):
-                x = self.transitions[i](x)
+                features = [self.transitions[i](features)]
         return outputs
 
 
@@ -105,15 +107,13 @@ class Discriminator(nn.Module):
     def forward(self, image: torch.Tensor, lane_map: torch.Tensor, emb_block: int) -> tuple[torch.Tensor, torch.Tensor]:
         if emb_block not in self.embedding_blocks:
             raise ValueError(f"emb_block must be one of {self.embedding_blocks}, got {emb_block}")
-        image_out = self.image_head(image)[-1]
-        map_out = self.map_head(lane_map)[-1]
-        x = torch.cat([image_out, map_out], dim=1)  # (B, C, h, w)
-        embedding = x
+        features = self.image_head(image)[-1] + self.map_head(lane_map)[-1]  # the heads' maps, image first
         for number, (transition, block) in enumerate(zip(self.transitions, self.blocks, strict=True), start=1):
-            x, _ = block(transition(x))
+            features, _ = block([transition(features)])
             if number + self.head_blocks == emb_block:
-                embedding = x  # (B, C_k, h_k, w_k)
-        return self.classifier(x), embedding  # (B, 1, h, w)
+                embedding = torch.cat(features, dim=1)  # (B, C_k, h_k, w_k)
+        score = bn_relu_conv(features, self.classifier[0], self.classifier[2])  # (B, 1, h, w)
+        return score, embedding
 
 
 def _compress(channels: int, compression: float) -> int:

@@ -5,6 +5,10 @@ Bottleneck dense block. Up path: per level a 3x3 transposed conv (stride 2) of t
 block below, concatenated with the skip of the same level, then a dense block. The last up block keeps its
 input too (as in the paper's FC-DenseNet), and a 1x1 conv gives the two class logits (background, lane).
 With the paper's plan (1..7 down, 7 bottleneck, 7..1 up) that is 1 + 28 + 7 + 28 = 64 3x3 Conv2d.
+
+Feature maps travel as lists and are concatenated only inside the layers that read them, where large layers
+recompute the concatenation and its normalisation in the backward pass instead of keeping them (recompute.py).
+The layers stay nn.Sequential (BN, ReLU, conv, ...) so that the state-dict keys, and old checkpoints, still fit.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from elgan_ray.config import GeneratorConfig
+from elgan_ray.models.memory_efficient import Feature, bn_relu_conv, concatenated, convolved, max_pool_2x2
 
 
 class DenseLayer(nn.Sequential):
@@ -27,11 +32,17 @@ class DenseLayer(nn.Sequential):
             nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
         )
 
+    def forward(self, features: list[Feature]) -> torch.Tensor:
+        """The maps the layer reads, in channel order -> its `growth` new maps (B, growth, H, W)."""
+        bn, _, conv, dropout = self
+        return dropout(bn_relu_conv(features, bn, conv))
+
 
 class DenseBlock(nn.Module):
     """`n_layers` dense layers, each seeing the block input and every earlier layer's output.
 
-    forward returns (input ++ new maps, new maps): the down path keeps the first, the up path upsamples the second.
+    forward takes the input as a list of maps and returns (input maps + new maps, new maps), as lists: the down
+    path keeps the first, the up path upsamples the second.
     """
 
     def __init__(self, in_channels: int, n_layers: int, growth: int, dropout: float = 0.0):
@@ -40,13 +51,12 @@ class DenseBlock(nn.Module):
         self.out_channels = in_channels + n_layers * growth
         self.new_channels = n_layers * growth
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        new = []
+    def forward(self, features: list[Feature]) -> tuple[list[Feature], list[Feature]]:
+        features = list(features)
+        n_in = len(features)
         for layer in self.layers:
-            out = layer(x)
-            x = torch.cat([x, out], dim=1)
-            new.append(out)
-        return x, torch.cat(new, dim=1)
+            features.append(layer(features))
+        return features, features[n_in:]
 
 
 class TransitionDown(nn.Sequential):
@@ -60,6 +70,11 @@ class TransitionDown(nn.Sequential):
             nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
             nn.MaxPool2d(2),
         )
+
+    def forward(self, features: list[Feature]) -> torch.Tensor:
+        """The maps of one level -> (B, C, H/2, W/2)."""
+        bn, _, conv, dropout, _ = self
+        return max_pool_2x2(dropout(bn_relu_conv(features, bn, conv)))
 
 
 class Tiramisu(nn.Module):
@@ -97,13 +112,14 @@ class Tiramisu(nn.Module):
         m = 2**self.levels
         # Zero padding on the right and bottom to a multiple of 2**levels; cropped off the logits below.
         x = F.pad(image * 2 - 1, (0, -w % m, 0, -h % m))  # (B, 3, H', W'), centred on 0
-        x = self.first(x)
+        features = convolved(self.first, x)  # (B, first_conv, H', W'), or made again where read if large
         skips = []
         for block, down in zip(self.down_blocks, self.trans_down, strict=True):
-            x, _ = block(x)
-            skips.append(x)
-            x = down(x)
-        _, new = self.bottleneck(x)
+            features, _ = block(features)
+            skips.append(features)
+            features = [down(features)]
+        _, new = self.bottleneck(features)
         for up, block, skip in zip(self.trans_up, self.up_blocks, reversed(skips), strict=True):
-            x, new = block(torch.cat([up(new), skip], dim=1))
-        return self.head(x)[..., :h, :w]  # (B, 2, H, W)
+            features, new = block([up(concatenated(new)), *skip])
+        logits = bn_relu_conv(features, self.head[0], self.head[2])  # (B, 2, H', W')
+        return logits[..., :h, :w]  # (B, 2, H, W)

@@ -100,6 +100,9 @@ def train(
 
     generator = build_generator(cfg.generator).to(device, memory_format=memory_format)
     discriminator = build_discriminator(cfg.discriminator).to(device, memory_format=memory_format)
+    if cfg.optim.compile:  # nn.Module.compile, in place: the modules, and their checkpoints' keys, stay as they are
+        generator.compile()
+        discriminator.compile()
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.optim.lr_g, weight_decay=cfg.optim.weight_decay)
     opt_d = torch.optim.SGD(
         discriminator.parameters(),

@@ -1,5 +1,5 @@
 """How long a training step and a piece of work take, here: what the dry run's estimate and the bench both time.
-Torch is imported inside step_times only.
+Torch is imported inside training_steps and step_times only.
 """
 
 from __future__ import annotations
@@ -41,17 +41,14 @@ def frame_lanes(rng: np.random.Generator) -> list[np.ndarray]:
     return lanes
 
 
-def step_times(
-    cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1, count_flops: bool = True
-) -> dict[str, float]:
-    """Median seconds of each kind of training step, and (count_flops) the FLOPs of one GAN G step + one D step."""
+def training_steps(cfg, images, labels, device: str = "cpu") -> dict[str, Callable[[], dict[str, float]]]:
+    """One call per kind of training step (pretrain_g, gan_g, d), each one optimiser step of fresh models set up as
+    train() sets them up: channels_last models and frames, its optimisers, the precision of cfg.optim.amp."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from elgan_ray.models import build_discriminator, build_generator
     from elgan_ray.train.loop import d_step, g_step
 
-    # As train() runs them: channels_last models and frames, the precision of cfg.optim.amp (in g_step, d_step).
     g = build_generator(cfg.generator).to(device, memory_format=torch.channels_last)
     d = build_discriminator(cfg.discriminator).to(device, memory_format=torch.channels_last)
     # The optimisers of train(): their update is part of a step's cost.
@@ -60,11 +57,20 @@ def step_times(
         d.parameters(), lr=cfg.optim.lr_d, momentum=cfg.optim.momentum_d, weight_decay=cfg.optim.weight_decay
     )
     images, labels = images.to(device).contiguous(memory_format=torch.channels_last), labels.to(device)
-    steps = {  # every step ends in .item(), which waits for a GPU
+    return {  # every step ends in .item(), which waits for a GPU
         "pretrain_g": lambda: g_step(g, d, opt_g, images, labels, cfg, False),
         "gan_g": lambda: g_step(g, d, opt_g, images, labels, cfg, True),
         "d": lambda: d_step(g, d, opt_d, images, labels, cfg),
     }
+
+
+def step_times(
+    cfg, images, labels, reps: int, device: str = "cpu", warmup: int = 1, count_flops: bool = True
+) -> dict[str, float]:
+    """Median seconds of each kind of training step, and (count_flops) the FLOPs of one GAN G step + one D step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    steps = training_steps(cfg, images, labels, device)
     times = {name: median_time(fn, reps, warmup) for name, fn in steps.items()}
     if not count_flops:
         return times
