@@ -73,12 +73,15 @@ def _sections(study: dict[str, Any], tables: dict[str, pd.DataFrame]) -> list[tu
 
 
 def in_words(pairwise: pd.DataFrame) -> list[str]:
-    """One sentence per comparison of final accuracy: the difference, its interval, and the smallest effect the
-    study could have detected, so that a 'no difference' is read with its power beside it."""
+    """One sentence per comparison of final accuracy and of Table 3's statistics over the GAN phase: the difference,
+    its interval, and the smallest effect the study could have detected, so that a 'no difference' is read with its
+    power beside it."""
     lines = []
     if "measure" not in pairwise:
         return lines
-    for row in pairwise[pairwise["measure"] == "accuracy"].itertuples():
+    what = {"accuracy": "final accuracy", "phase_mean": "mean accuracy over the GAN phase (Table 3's statistic)"}
+    what["phase_var"] = "variance of accuracy over the GAN phase (Table 3's statistic; points squared)"
+    for row in pairwise[pairwise["measure"].isin(list(what))].itertuples():
         interval = "no interval (one run a side)"
         if pd.notna(row.ci_low):
             low, high = (
@@ -87,7 +90,7 @@ def in_words(pairwise: pd.DataFrame) -> list[str]:
             interval = f"95 % interval ({low}, {high}), {row.method}"
             if not np.isfinite(row.ci_low):
                 interval += f": {row.n_pairs} pairs cannot reach 5 % in an exact two-sided test"
-        text = f"{row.a} - {row.b}, {row.post}: {row.diff:+.2f} points, {interval}"
+        text = f"{row.a} - {row.b}, {what[row.measure]}, {row.post}: {row.diff:+.2f}, {interval}"
         if pd.notna(row.mde):
             text += (
                 f"; the smallest difference this study could detect (80 % power, {row.n_pairs} pairs): {row.mde:.2f}"

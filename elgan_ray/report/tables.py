@@ -114,7 +114,10 @@ MAPS = "maps"  # the `post` of a comparison of the maps themselves (the width ra
 
 
 def pairwise(evals: pd.DataFrame) -> pd.DataFrame:
-    """The comparisons of final accuracy (percent) and of the width ratio, after basic and after basic++.
+    """The comparisons of final accuracy (percent), of Table 3's statistics over a run's GAN phase (`phase_mean`,
+    `phase_var`: each run's mean and variance of accuracy, percent, over its GAN-phase evaluations, as summarize
+    computes them) and of the width ratio, after basic and after basic++. The phase statistics exist for runs with
+    a GAN phase (a GAN group against its control; the baseline has none).
 
     Paired by seed where both sides have runs of the same seeds (a GAN group and its control, the control and the
     baseline): diff is the mean of the per-seed differences a - b, its interval stats.paired_ci's (exact sign-flip
@@ -126,9 +129,19 @@ def pairwise(evals: pd.DataFrame) -> pd.DataFrame:
     final = final.assign(width_ratio=_width_ratio(final), accuracy=final["accuracy"] * 100)
     rows = []
     # Accuracy after each post-processing; the width ratio once, as the maps have it (post-processing is after).
-    for measure, post in [("accuracy", post) for post in POSTS] + [("width_ratio", MAPS)]:
-        of_post = final[final["post"] == (MAIN_POST if post == MAPS else post)]
-        per_seed = of_post.groupby(["group", "seed"])[measure].mean()  # a search group's samples: one per seed
+    measures = [(m, post) for post in POSTS for m in ("accuracy", "phase_mean", "phase_var")] + [("width_ratio", MAPS)]
+    phase = with_groups(evals)
+    phase = phase[(phase["phase"] == "gan") & (phase["status"] != "stopped")].assign(
+        accuracy=lambda f: f["accuracy"] * 100
+    )
+    per_run = phase.groupby(["group", "seed", "trial_id", "post"])["accuracy"].agg(phase_mean="mean", phase_var="var")
+    for measure, post in measures:
+        if measure.startswith("phase_"):
+            of_post = per_run[measure].xs(post, level="post")
+            per_seed = of_post.groupby(["group", "seed"]).mean()  # a search group's samples: one per seed
+        else:
+            of_post = final[final["post"] == (MAIN_POST if post == MAPS else post)]
+            per_seed = of_post.groupby(["group", "seed"])[measure].mean()  # a search group's samples: one per seed
         for a, b in comparisons(evals):
             x = per_seed.get(a, pd.Series(dtype=float)).dropna()
             y = per_seed.get(b, pd.Series(dtype=float)).dropna()

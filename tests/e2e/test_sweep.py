@@ -75,8 +75,9 @@ def test_smoke_stability_sweep(tmp_path, tiny_dataset):
     assert (study / "predictions.png").exists()
     assert list(pd.read_csv(study / "summary.csv").group)[0] == "control"
     pairs = pd.read_csv(study / "pairwise.csv")
-    # Every GAN group against the control: accuracy after each of 2 post-processings, and the width ratio.
-    assert set(pairs.b) == {"control", "baseline"} and (pairs.b == "control").sum() == 4 * 3
+    # Every GAN group against the control: final accuracy and Table 3's phase mean and variance after each of 2
+    # post-processings, and the width ratio.
+    assert set(pairs.b) == {"control", "baseline"} and (pairs.b == "control").sum() == 4 * (3 * 2 + 1)
     assert "## D's health" in (study / "table.md").read_text()
     index = pd.read_csv(tmp_path / "index.csv")
     assert list(index.study) == ["stability"]

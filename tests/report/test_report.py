@@ -176,7 +176,9 @@ def test_files_figures(reported):
     table = (study / "table.md").read_text()
     assert "n_diverged" in table and "Table 1 form" in table and "stab (preset tiny)" in table
     pairs = pd.read_csv(written["pairwise.csv"])
-    assert len(pairs) == 3 * 10  # baseline + 4 groups, every two; accuracy after basic and basic++, width ratio
+    # baseline + 4 groups, every two: final accuracy after basic and basic++, width ratio (3 x 10); Table 3's phase
+    # mean and variance after each post-processing for the 6 pairs of GAN groups (the baseline has no GAN phase).
+    assert len(pairs) == 3 * 10 + 2 * 2 * 6
     assert not pairs["paired"].any()  # a study without controls: unpaired, each side bootstrapped
     accuracy = pairs[(pairs.measure == "accuracy") & (pairs.post == "basic++")]
     real = accuracy.set_index(["a", "b"]).loc[("baseline", "g=ce,d=ce"), "real"]
@@ -432,6 +434,28 @@ def test_table_3_is_within_each_run_and_the_pooled_figures_differ_when_seeds_dif
     assert gan["accuracy_max"] == pytest.approx(85.0) and gan["accuracy_pooled_max"] == pytest.approx(90.0)
     control = summarize(evals).set_index("group").loc["control"]
     assert control["accuracy_var"] == pytest.approx(100.0)  # 50, 60, 70 within its one run
+
+
+def test_table_3_s_statistics_are_compared_per_seed_with_the_control():
+    """Each run's mean and variance over its GAN phase, paired by seed: the paper's statistic, not the final row."""
+    from elgan_ray.report.tables import pairwise
+
+    evals = _two_runs(
+        {
+            "gan/0": [0.80, 0.80, 0.80],
+            "gan/1": [0.70, 0.90, 0.80],
+            "control/0": [0.50, 0.60, 0.70],
+            "control/1": [0.60, 0.60, 0.60],
+        }
+    )
+    pairs = pairwise(evals).set_index(["measure", "post"])
+    mean = pairs.loc[("phase_mean", "basic")]
+    assert mean["paired"] and mean["n_pairs"] == 2
+    assert mean["diff"] == pytest.approx(np.mean([80 - 60, 80 - 60]))
+    var = pairs.loc[("phase_var", "basic++")]
+    assert var["diff"] == pytest.approx(np.mean([0 - 100, 100 - 0]))  # percent squared, within each run
+    final = pairs.loc[("accuracy", "basic")]
+    assert final["diff"] == pytest.approx(np.mean([80 - 70, 80 - 60]))  # the last evaluation only
 
 
 def test_comparisons_are_paired_by_seed_with_an_exact_interval_and_a_minimal_detectable_effect():
