@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from elgan_ray.config import TrainConfig
+from elgan_ray.config import TrainConfig, without_retired
 from elgan_ray.data.labels import split_label_files
 from elgan_ray.data.tusimple import TuSimpleDataset
 from elgan_ray.errors import UserError, quoted
@@ -64,7 +64,7 @@ def finished_generator(run_dir: Path) -> tuple[TrainConfig, dict]:
     state = load_checkpoint(checkpoint)
     if (run_dir / layout.RUN_FILE).is_file():  # a sweep's run: its identity must be the checkpoint's
         run, _ = read_run_record(run_dir / layout.RUN_FILE)
-        config = run.get("config", {})
+        config = without_retired(run.get("config", {}))
         differing = sorted(k for k in set(config) | set(state["config"]) if config.get(k) != state["config"].get(k))
         if differing:
             key = differing[0]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from elgan_ray.config import TrainConfig
+from elgan_ray.config import TrainConfig, without_retired
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.files import atomic_write_text
 from elgan_ray.record import layout
@@ -110,7 +110,7 @@ def _checked_identity(
     role = run.get("role", GAN)  # run.json written before controls existed: a GAN trial
     if role not in (CONTROL, GAN):
         raise UserError(path, f"must be {CONTROL} or {GAN} in a run folder, got {quoted(role)}", key="role")
-    config = run.get("config", {})
+    config = without_retired(run.get("config", {}))
     cfg = TrainConfig.from_flat(config, source=str(path))  # every key and value a TrainConfig's
     if run_name(cfg.to_flat(), settings.varying, role) != name:
         rule = f"its config and role make the run {quoted(run_name(cfg.to_flat(), settings.varying, role))}"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from elgan_ray.config import TrainConfig
+from elgan_ray.config import TrainConfig, without_retired
 from elgan_ray.errors import UserError, quoted
 from elgan_ray.files import atomic_write_bytes, open_regular
 
@@ -69,6 +69,7 @@ def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None, keys
         raise UserError(path, "not a readable checkpoint (truncated, corrupt or not made by torch.save)") from None
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or "generator" not in state:
         raise UserError(path, "not an elgan_ray checkpoint (no config or generator)")
+    state["config"] = without_retired(state["config"])  # a checkpoint of an earlier version stays loadable
     if config is not None:
         for key in keys or sorted(set(config) | set(state["config"])):
             if state["config"].get(key) != config.get(key):

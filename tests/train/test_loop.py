@@ -245,3 +245,23 @@ def test_ddp_trains_every_loss_combination(tmp_path, tiny_dataset):
             assert read_status(run)["status"] == "ok" and read_status(run)["workers"] == 2, run
             weights = torch.load(run / "checkpoint.pt", weights_only=False)["discriminator"]["classifier.2.weight"]
             assert torch.equal(weights, initial) == (disc != "ce"), run
+
+
+def test_a_checkpoint_of_an_earlier_version_with_a_retired_key_still_loads(tmp_path, tiny_dataset):
+    """Round 3 removed loss.emb_margin; checkpoints written while it existed (the default study's pre-trainings)
+    must still seed GAN runs, while a user naming the key is refused as before."""
+    from elgan_ray.config import RETIRED_KEYS, TrainConfig
+    from elgan_ray.errors import UserError
+    from elgan_ray.train.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = preset("smoke").with_flat(SHORT_SCHEDULE)
+    train(cfg, smoke_settings(tmp_path, "old", tiny_dataset))
+    path = tmp_path / "old" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    state["config"] = state["config"] | {"loss.emb_margin": 1.0}  # as the code of 6d4801d..77ced3e wrote it
+    save_checkpoint(path, state)
+    flat = cfg.to_flat()
+    loaded = load_checkpoint(path, flat, keys=sorted(flat))
+    assert not set(RETIRED_KEYS) & set(loaded["config"])
+    with pytest.raises(UserError, match="unknown key"):
+        TrainConfig.from_flat(flat | {"loss.emb_margin": 1.0})
