@@ -11,6 +11,7 @@ metric_key), which every evaluation reports for every post-processing.
 from __future__ import annotations
 
 import errno
+import json
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -62,7 +63,7 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
         tuners = [(layout.tuner_name(None), plan_space(grid_plan(spec, base)), False)]
     for name, param_space, searched in tuners:
         path = settings.ray_path(layout.tuner_dir(settings.study_dir, name))
-        if resume and tune.Tuner.can_restore(path):
+        if resume and tune.Tuner.can_restore(path) and _tune_state_readable(path):
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
         else:
             tuner = tune.Tuner(
@@ -84,6 +85,22 @@ def run_trials(spec: SweepSpec, settings: SweepSettings, max_concurrent: int, re
             stopped = mark_stopped(results, settings.study_dir, settings.ray_storage)
             print(f"{name}: {stopped} trial(s) stopped early by {spec.scheduler['name']} ('stopped')", flush=True)
     del locks
+
+
+def _tune_state_readable(path: str) -> bool:
+    """Whether Tune's newest experiment state in a local Tuner folder is whole JSON. A full disk can tear it; Tune's
+    restore then fails and starts no trial. A fresh Tuner instead runs every planned run again, and each resumes
+    from its own checkpoint and record (a finished one ends at once), so a --resume still recovers every row. On a
+    storage URI Tune's own reader decides."""
+    if store.is_uri(path):
+        return True
+    states = sorted(Path(path).glob("experiment_state-*.json"))
+    try:
+        json.loads(states[-1].read_text()) if states else None
+    except (OSError, ValueError):
+        print(f"note: Tune's state in {path} is torn (a full disk?): its runs start again from their checkpoints")
+        return False
+    return True
 
 
 def mark_stopped(results: tune.ResultGrid, study_dir: Path, storage: str | None = None) -> int:

@@ -71,3 +71,14 @@ def test_a_search_study_s_tuners_rank_by_its_metric_after_its_post_processing(tm
     assert (searched.metric, searched.mode) == ("basic/f1", "max")
     assert searched.num_samples == 6  # 3 proposals x 2 seeds, each seed a repeat
     assert _tune_config(spec, settings, max_concurrent=0, searched=False).metric is None  # the controls' grid
+
+
+def test_a_torn_tune_state_is_not_restored(tmp_path):
+    """A full disk can cut Tune's experiment state mid-write; restoring it fails and starts no trial, so the sweep
+    runs a fresh Tuner whose runs resume from their own checkpoints instead."""
+    from elgan_ray.sweep.tune import _tune_state_readable
+
+    (tmp_path / "experiment_state-2026-12-05_01-00-00.json").write_text('{"trials": [1, 2]}')
+    assert _tune_state_readable(str(tmp_path))
+    (tmp_path / "experiment_state-2026-12-05_01-10-00.json").write_text('{"trials": [1, "unterminat')
+    assert not _tune_state_readable(str(tmp_path))
