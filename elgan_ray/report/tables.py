@@ -16,6 +16,20 @@ from elgan_ray.report.frame import D_CHANCE, d_at_chance, final_rows, group_orde
 from elgan_ray.report.stats import bootstrap_ci, minimal_detectable_effect, paired_ci, unpaired_bootstrap_ci
 
 
+def gan_phase_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Table 3's per-run statistics: each run's mean, variance (ddof=1) and max of its GAN-phase accuracy (percent;
+    the variance in percent squared) and its number of evaluations, per post-processing; stopped trials left out.
+    Indexed by (group, seed, trial_id, post); `frame` carries its groups (frame.with_groups)."""
+    rows = frame[(frame["kind"] == "gan") & (frame["phase"] == "gan") & (frame["status"] != "stopped")]
+    stats = rows.groupby(["group", "seed", "trial_id", "post"])["accuracy"].agg(["mean", "var", "max", "count"])
+    return stats * [100, 100**2, 100, 1]
+
+
+def of_post(runs: pd.DataFrame, post: str) -> pd.DataFrame:
+    """gan_phase_runs' rows of one post-processing, without the post level (empty, not a KeyError, when none)."""
+    return runs[runs.index.get_level_values("post") == post].droplevel("post")
+
+
 def summarize(evals: pd.DataFrame) -> pd.DataFrame:
     """One row for the control (when the study has one; its config columns empty) and one per group of GAN
     trials. Percent = fraction x 100 (variance x 100^2); NaN metrics are skipped. Stopped trials (a search's
@@ -38,12 +52,7 @@ def summarize(evals: pd.DataFrame) -> pd.DataFrame:
     trials = gan.groupby("trial_id").first()
     status = pd.crosstab(trials["group"], trials["status"]).reindex(columns=list(STATUSES), fill_value=0)
     main = gan[(gan["phase"] == "gan") & (gan["post"] == MAIN_POST) & (gan["status"] != "stopped")]
-    per_run = main.groupby(["group", "trial_id"])["accuracy"].agg(["mean", "var", "max", "count"]) * [
-        100,
-        100**2,
-        100,
-        1,
-    ]
+    per_run = of_post(gan_phase_runs(frame), MAIN_POST).droplevel("seed")  # (group, trial_id)
     pooled = main.groupby("group")["accuracy"].agg(["mean", "var", "max"]) * [100, 100**2, 100]
     final = final_rows(evals)
     final = final[(final["kind"] == "gan") & (final["post"] == MAIN_POST)]
@@ -130,18 +139,14 @@ def pairwise(evals: pd.DataFrame) -> pd.DataFrame:
     rows = []
     # Accuracy after each post-processing; the width ratio once, as the maps have it (post-processing is after).
     measures = [(m, post) for post in POSTS for m in ("accuracy", "phase_mean", "phase_var")] + [("width_ratio", MAPS)]
-    phase = with_groups(evals)
-    phase = phase[(phase["phase"] == "gan") & (phase["status"] != "stopped")].assign(
-        accuracy=lambda f: f["accuracy"] * 100
-    )
-    per_run = phase.groupby(["group", "seed", "trial_id", "post"])["accuracy"].agg(phase_mean="mean", phase_var="var")
+    per_run = gan_phase_runs(with_groups(evals))
     for measure, post in measures:
         if measure.startswith("phase_"):
-            of_post = per_run[measure].xs(post, level="post")
-            per_seed = of_post.groupby(["group", "seed"]).mean()  # a search group's samples: one per seed
+            runs = of_post(per_run, post)[measure.removeprefix("phase_")]
+            per_seed = runs.groupby(["group", "seed"]).mean()  # a search group's samples: one per seed
         else:
-            of_post = final[final["post"] == (MAIN_POST if post == MAPS else post)]
-            per_seed = of_post.groupby(["group", "seed"])[measure].mean()  # a search group's samples: one per seed
+            rows_of_post = final[final["post"] == (MAIN_POST if post == MAPS else post)]
+            per_seed = rows_of_post.groupby(["group", "seed"])[measure].mean()  # a search group's samples: one per seed
         for a, b in comparisons(evals):
             x = per_seed.get(a, pd.Series(dtype=float)).dropna()
             y = per_seed.get(b, pd.Series(dtype=float)).dropna()
