@@ -57,6 +57,7 @@ def scores_file(split: str) -> str:
 
 
 # The report's files in a study folder (report.py's tables, plots.py's figures); checked writable before it writes.
+REPORT_STAGING = "report"  # the report is written into <study>/.report.<random>.partial first, then moved in
 REPORT_FILES = ("summary.csv", "final.csv", "pairwise.csv", "health.csv", "ensemble.csv", "test.csv", "table.md")
 REPORT_FILES += ("table.tex",)
 REPORT_FILES += ("stability.png", "stability.pdf", "curves.png", "health.png", "widths.png", "ensemble.png")

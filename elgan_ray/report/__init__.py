@@ -67,7 +67,6 @@ from elgan_ray.report.paper import beside_the_paper, what_differs
 from elgan_ray.report.tables import best_group, chance_warnings, final_table, health_table, pairwise, summarize
 
 __all__ = ["check_outputs", "write_report"]  # the sweep checks the report's outputs before its first trial
-REPORT_STAGING = "report"  # the report is written into <study>/.report.<random>.partial first
 
 
 def seed_ensembles(study_dir: Path, evals: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
@@ -117,7 +116,7 @@ def write_report(study_dir: Path, results_root: Path | None = None) -> tuple[dic
             "are of frames seen in training, not validation figures; the test set's scores are the study's result"
         )
     paper = beside_the_paper(study, with_groups(evals), tables)
-    staging = staging_directory(study_dir / REPORT_STAGING)
+    staging = staging_directory(study_dir / layout.REPORT_STAGING)
     try:
         for name, table in tables.items():
             (staging / f"{name}.csv").write_text(table.to_csv(index=False))
